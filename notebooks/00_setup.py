@@ -1,0 +1,65 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Check your setup
+#
+# Run this chapter first. It tells you which versions of the libraries you
+# have, whether a GPU is visible, which run profile is active (and what it
+# means for every other chapter), and which data sets the book can find on
+# this machine or would have to download.
+
+# %% tags=["parameters"]
+profile: str = ""  # "fast" (CPU, minutes) or "paper" (GPU, the paper's settings); empty: $RANKBOOK_PROFILE, else "fast"
+
+# %% tags=["remove-cell"]
+# Colab: install rankbook and the few packages Colab lacks (it keeps its own torch).
+import importlib.util, subprocess, sys  # noqa: E401
+if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is None:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/rankbook/rankbook"])
+
+# %%
+from rankbook import environment, profiles
+
+profile = profiles.resolve(profile)
+print(f"active profile: {profile}")
+
+# %% [markdown]
+# ## Libraries and device
+
+# %%
+environment.versions_table()
+
+# %%
+environment.device_table()
+
+# %% [markdown]
+# ## What the profile sets
+#
+# Each part of the book reads its settings from the active profile; a
+# notebook parameter overrides a single setting. `fast` runs every chapter on
+# two CPU cores in minutes (this is what CI executes); `paper` uses the
+# paper's settings and wants a GPU.
+
+# %%
+environment.profile_table(profile)
+
+# %% [markdown]
+# ## Data sets
+#
+# The book looks for data in `$RANKBOOK_DATA` first (an offline copy, e.g. a
+# folder holding `cifar10-jpeg.tar.gz` and `wikitext-2/`), then in its cache
+# (`$RANKBOOK_CACHE`), and downloads only when neither has it.
+
+# %%
+environment.datasets_table()
