@@ -92,7 +92,7 @@ def test_null_reference():
     assert float(full["svals"].norm()) == pytest.approx(5.0, rel=1e-3)  # mean over samples of norm-5 spectra
     assert full["stable_rank_mean"] == pytest.approx(200 / 4, rel=0.15)  # Marchenko-Pastur: m/4 for square
     low = spectra.null_reference((200, 200), rank=10, samples=4)
-    assert low["svals"][10:].abs().max() < 1e-10
+    assert low["svals"].shape == (10,)  # a rank-10 product has 10 singular values
     assert 1 < low["stable_rank_mean"] < 10
     assert spectra.null_reference((200, 200), samples=2, seed=7)["stable_rank_mean"] == \
         spectra.null_reference((200, 200), samples=2, seed=7)["stable_rank_mean"]
