@@ -1,0 +1,126 @@
+"""Data: ImageFolder trees, the offline archive, stratified subsets, the missing-data error, tensor augmentation."""
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rankbook import data
+
+CLASSES = ["cat", "dog", "frog"]
+
+
+def _write_tree(root, per_class=(4, 2)):
+    """A tiny ImageFolder tree of PNGs whose pixel (0, 0) encodes class and index."""
+    for split, n in zip(("train", "test"), per_class):
+        for c, name in enumerate(CLASSES):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                pixels = np.full((32, 32, 3), 10 * i, dtype=np.uint8)
+                pixels[0, 0] = (c, i, 200)
+                Image.fromarray(pixels).save(root / split / name / f"{i:04d}.png")
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    data_dir, cache = tmp_path / "data", tmp_path / "cache"
+    data_dir.mkdir()
+    monkeypatch.setenv("RANKBOOK_DATA", str(data_dir))
+    monkeypatch.setenv("RANKBOOK_CACHE", str(cache))
+    return data_dir, cache
+
+
+def test_imagefolder_tree(dirs):
+    data_dir, cache = dirs
+    _write_tree(data_dir / "cifar10-jpeg")
+    train = data.load_split("cifar10", "train")
+    assert train.images.shape == (12, 3, 32, 32) and train.images.dtype == torch.uint8
+    assert train.classes == CLASSES
+    assert train.labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert train.images[:, :, 0, 0].tolist()[5] == [1, 1, 200]  # dog 0001.png, channels first
+    assert len(list((cache / "tensors").glob("*.pt"))) == 1  # decoded once, cached
+    again = data.load_split("cifar10", "train")
+    assert torch.equal(again.images, train.images)
+    assert len(data.load_split("cifar10", "test")) == 6
+
+
+def test_archive_is_unpacked_once_into_the_cache(dirs, tmp_path, monkeypatch):
+    data_dir, cache = dirs
+    _write_tree(tmp_path / "src" / "cifar10-jpeg")
+    with tarfile.open(data_dir / "cifar10-jpeg.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar10-jpeg", arcname="cifar10-jpeg")
+    source = data.locate("cifar10")
+    assert source.path == cache / "cifar10-jpeg" and source.kind == "imagefolder"
+    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no temp dir left behind
+    monkeypatch.setattr(tarfile, "open", lambda *a, **k: pytest.fail("unpacked twice"))
+    assert len(data.load_split("cifar10", "test", subset=3)) == 3
+
+
+def test_stratified_subset_is_balanced_and_seeded():
+    labels = np.repeat(np.arange(10), 50)
+    idx = data.stratified_subset(labels, 95, seed=3)
+    counts = np.bincount(labels[idx], minlength=10)
+    assert len(idx) == 95 and len(set(idx)) == 95 and counts.min() == 9 and counts.max() == 10
+    assert np.array_equal(idx, data.stratified_subset(labels, 95, seed=3))
+    assert not np.array_equal(idx, data.stratified_subset(labels, 95, seed=4))
+    assert len(data.stratified_subset(labels, None, seed=0)) == 500
+
+
+def test_subset_of_a_tree_and_its_own_cache_entry(dirs):
+    data_dir, cache = dirs
+    _write_tree(data_dir / "cifar10-jpeg")
+    sub = data.load_split("cifar10", "train", subset=6, seed=1)
+    assert sub.labels.bincount().tolist() == [2, 2, 2]
+    data.load_split("cifar10", "train", subset=6, seed=2)
+    assert len(list((cache / "tensors").glob("*.pt"))) == 2
+
+
+def test_missing_data_names_dataset_places_and_fixes(dirs, monkeypatch):
+    data_dir, cache = dirs
+
+    def offline(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(data, "_torchvision_dataset", offline)
+    with pytest.raises(data.DataNotFoundError) as err:
+        data.load_split("cifar100", "train")
+    msg = str(err.value)
+    for needle in ("'cifar100'", str(data_dir / "cifar100-jpeg"), str(cache / "cifar-100-python"),
+                   "RANKBOOK_DATA", "internet", "Name or service not known"):
+        assert needle in msg, needle
+
+
+def test_describe_available(dirs, monkeypatch):
+    data_dir, _ = dirs
+    _write_tree(data_dir / "cifar10-jpeg")
+    monkeypatch.setattr(data, "_online", lambda *a, **k: False)
+    rows = {r["dataset"]: r for r in data.describe_available()}
+    assert rows["cifar10"]["status"] == "found offline"
+    assert rows["cifar100"]["status"] == "missing"
+    assert all(set(r) == {"dataset", "status", "location"} for r in rows.values())
+
+
+def test_augment_crops_windows_of_the_padded_image_and_flips():
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    out = data.augment(images, torch.Generator().manual_seed(0), padding=2)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    again = data.augment(images, torch.Generator().manual_seed(0), padding=2)
+    assert torch.equal(out, again)
+    padded = torch.nn.functional.pad(images, (2,) * 4)
+    windows = {(dy, dx, flip) for dy in range(5) for dx in range(5) for flip in (False, True)}
+    flips = 0
+    for i in range(64):
+        hits = [(dy, dx, f) for dy, dx, f in windows
+                if torch.equal(out[i], (lambda w: w.flip(-1) if f else w)(padded[i, :, dy:dy + 8, dx:dx + 8]))]
+        assert hits, f"image {i} is not a (flipped) window of the padded image"
+        flips += hits[0][2]
+    assert 10 < flips < 54  # both flipped and unflipped occur
+
+
+def test_normalize_standardizes():
+    images = torch.randint(0, 256, (100, 3, 4, 4), dtype=torch.uint8)
+    mean, std = data.channel_stats(images)
+    x = data.normalize(images, mean, std)
+    torch.testing.assert_close(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-4, rtol=0)
