@@ -197,8 +197,16 @@ def train(config: RunConfig, folder: Path, train_data: data.ImageData, test_data
     resumed_at = state["step"]
     last_good = resumed_at if ckpt_path.exists() else None
 
+    def diverged(what: str, step: int) -> TrainingDiverged:
+        where = f"{ckpt_path} (step {last_good})" if last_good is not None else "none was written yet"
+        return TrainingDiverged(
+            f"{config.name}: {what} at step {step} (epoch {step // spe}) of {total}; training stopped. "
+            f"Last good checkpoint: {where}. Try a lower lr (now {config.lr}) or a different init scale.")
+
     def record(step: int) -> None:
         weights = model.attention_weights()
+        if not all(bool(torch.isfinite(w).all()) for w in weights.values()):
+            raise diverged("the attention weights became non-finite", step)
         test_loss, test_acc = evaluate(model, test_x, test_y, mean, std, eval_batch_size)
         count = state["loss_count"]
         state["records"].append({
@@ -240,19 +248,16 @@ def train(config: RunConfig, folder: Path, train_data: data.ImageData, test_data
             images = augment_fn(images, aug_gen.manual_seed(config.seed * 1_000_003 + step + 2**40))
         loss = F.cross_entropy(model(data.normalize(images, mean, std)), train_y[idx])
         if not torch.isfinite(loss):
-            where = f"{ckpt_path} (step {last_good})" if last_good is not None else "none was written yet"
-            raise TrainingDiverged(
-                f"{config.name}: the loss became {float(loss)} at step {step} (epoch {step // spe}) of {total}; "
-                f"training stopped. Last good checkpoint: {where}. Try a lower lr (now {config.lr}) or a "
-                f"different init scale.")
+            raise diverged(f"the loss became {float(loss.detach())}", step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        state["loss_sum"] += float(loss)
+        loss_value = float(loss.detach())
+        state["loss_sum"] += loss_value
         state["loss_count"] += 1
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+        bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
     bar.close()
     wall = state["wall_s"] + time.perf_counter() - started
     arrays = _stack(state["records"], init_qk, init_vo)

@@ -1,0 +1,68 @@
+"""Results on disk: atomic arrays + manifest, reuse of a matching config, refusal of another."""
+import json
+
+import numpy as np
+import pytest
+
+from rankbook import results
+
+CONFIG = {"kind": "vit", "d_model": 8, "init_scales": (1.0, 0.1), "lr": 1e-3}
+
+
+def _save(folder, config=CONFIG, **kw):
+    return results.save(folder, config, {"x": np.arange(3.0), "y": np.ones((2, 2))}, wall_s=1.5, device="cpu", **kw)
+
+
+def test_key_is_stable_and_canonical():
+    assert results.config_key(CONFIG) == results.config_key({**CONFIG, "init_scales": [1.0, 0.1]})
+    assert results.config_key(CONFIG) != results.config_key({**CONFIG, "lr": 2e-3})
+    assert len(results.config_key(CONFIG)) == 12
+
+
+def test_save_writes_arrays_then_manifest_atomically(tmp_path):
+    folder = results.run_dir("vit", CONFIG, tmp_path)
+    saved = _save(folder, extra={"final_test_acc": 0.5})
+    assert sorted(p.name for p in folder.iterdir()) == [results.ARRAYS, results.MANIFEST]  # no temp files left
+    manifest = json.loads((folder / results.MANIFEST).read_text())
+    assert manifest["config"] == results.canonical(CONFIG) and manifest["key"] == results.config_key(CONFIG)
+    for field in ("code_version", "device", "libraries", "wall_s", "created_utc"):
+        assert field in manifest
+    assert manifest["libraries"]["torch"] and manifest["final_test_acc"] == 0.5
+    loaded = results.load(folder)
+    assert np.array_equal(loaded.arrays["y"], np.ones((2, 2))) and saved.config == loaded.config
+
+
+def test_a_failed_save_leaves_no_manifest(tmp_path, monkeypatch):
+    folder = tmp_path / "run"
+
+    def boom(path, obj):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results.atomic, "write_json", boom)
+    with pytest.raises(OSError):
+        _save(folder)
+    assert not (folder / results.MANIFEST).exists()
+    assert results.find("vit", CONFIG, [tmp_path]) is None
+
+
+def test_find_reuses_a_matching_config_in_search_order(tmp_path):
+    committed, built = tmp_path / "repo-results", tmp_path / "build-results"
+    _save(results.run_dir("vit", CONFIG, built))
+    assert results.find("vit", CONFIG, [committed, built]).path.parent == built
+    _save(results.run_dir("vit", CONFIG, committed))
+    assert results.find("vit", CONFIG, [committed, built]).path.parent == committed  # committed results first
+    assert results.find("vit", {**CONFIG, "lr": 5.0}, [committed, built]) is None
+
+
+def test_a_folder_of_another_config_is_never_reused_nor_overwritten(tmp_path):
+    folder = results.run_dir("vit", CONFIG, tmp_path)
+    _save(folder, config={**CONFIG, "lr": 9.0})  # e.g. a hand-copied folder under the wrong name
+    with pytest.warns(UserWarning, match="different config"):
+        assert results.find("vit", CONFIG, [tmp_path]) is None
+    with pytest.raises(results.ResultMismatchError, match="refusing to overwrite"):
+        _save(folder)
+
+
+def test_code_version_is_a_commit_or_unknown():
+    version = results.code_version()
+    assert version == "unknown" or len(version.split("+")[0]) == 40
