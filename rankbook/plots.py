@@ -235,3 +235,11 @@ def seeds_table(results_per_seed: Sequence[Result], kind: str = "qk") -> Table:
              "std over seeds": float(per_seed[:, layer].std())} for layer in range(per_seed.shape[1])]
     return Table(rows, digits=3, title=f"{len(results_per_seed)} seed(s); test accuracy "
                                        f"{acc.mean():.3f} ± {acc.std():.3f}")
+
+
+def show(fig) -> None:
+    """Display ``fig`` once in a notebook and release it (avoids a second copy from the inline backend)."""
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)

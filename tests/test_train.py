@@ -152,3 +152,26 @@ def test_profiles_validate():
     assert paper.datasets == ("cifar10", "cifar100")
     with pytest.raises(profiles.ProfileError, match="lr"):
         profiles.select(PROFILES, "fast", lr=-1.0)
+
+
+def test_every_figure_renders_from_a_tiny_run(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rankbook import plots
+
+    settings = profiles.select(PROFILES, "fast", d_model=8, depth=6, heads=2, d_head=4, mlp_dim=8, epochs=1,
+                               warmup_epochs=0, batch_size=8, image_size=8, patch_size=4)
+    monkeypatch.setattr(train, "load_data", lambda s, d: (TRAIN, TEST))
+    r = train.run(settings, "cifar10", 1.0, 0, root=tmp_path, progress=False)
+    heads = [(0, 1), (2, 0), (4, 1)]
+    figs = [plots.spectra_over_training(r, "fast", heads), plots.delta_vs_init(r, "fast", heads),
+            plots.stable_rank_through_training(r, "fast"),
+            plots.delta_evolution_per_scale({1.0: r, 0.1: r}, "fast", 1, 0),
+            plots.stable_rank_per_scale({1.0: r, 0.1: r}, "fast")]
+    for fig in figs:
+        assert "CIFAR10" in fig._suptitle.get_text() and "fast profile" in fig._suptitle.get_text()
+        assert all(ax.get_xlabel() in ("iteration", "singular value index", "init scale (1 = default)")
+                   for ax in fig.axes if ax.axison)
+    assert len(plots.stable_rank_table(r).rows) == 6
+    assert plots.run_summary(r)["final_iteration"] == 4
