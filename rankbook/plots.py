@@ -124,7 +124,7 @@ def stable_rank_through_training(result: Result, profile: str, layers: Sequence[
     for ax, layer in zip(axes.flat, layers):
         for kind in ("qk", "vo"):
             sr = a[f"stable_rank_delta_{kind}"][keep, layer]  # [points, heads]
-            mean, std = sr.mean(1), sr.std(1)
+            mean, std = np.nanmean(sr, 1), np.nanstd(sr, 1)
             ax.plot(a["step"][keep], mean, color=KIND_COLOR[kind], label=f"Δ{KIND_LABEL[kind]}")
             ax.fill_between(a["step"][keep], mean - std, mean + std, color=KIND_COLOR[kind], alpha=0.2)
             ax.axhline(a[f"stable_rank_init_{kind}"][layer].mean(), color=KIND_COLOR[kind], ls=":", lw=1,
@@ -175,7 +175,8 @@ def stable_rank_per_scale(results_by_scale: Mapping[float, Result], profile: str
     width = 0.8 / len(layers)
     for k, layer in enumerate(layers):
         sr = np.array([results_by_scale[s].arrays[f"stable_rank_delta_{kind}"][-1, layer] for s in scales])
-        ax.bar(np.arange(len(scales)) + (k - (len(layers) - 1) / 2) * width, sr.mean(1), width, yerr=sr.std(1),
+        ax.bar(np.arange(len(scales)) + (k - (len(layers) - 1) / 2) * width, np.nanmean(sr, 1), width,
+               yerr=np.nanstd(sr, 1),
                capsize=3, label=f"layer {layer + 1}")
     null = null_rank(results_by_scale[scales[0]])
     ax.axhline(null["stable_rank_mean"], color="gray", ls="--", lw=1, label="random, rank 2·d_head")
@@ -199,8 +200,8 @@ def stable_rank_summary(result: Result, step_index: int = -1) -> list[dict]:
         row = {"layer": layer + 1}
         for kind in ("qk", "vo"):
             sr = a[f"stable_rank_delta_{kind}"][step_index, layer]
-            row[f"Δ{kind} mean"] = float(np.mean(sr))
-            row[f"Δ{kind} std"] = float(np.std(sr))
+            row[f"Δ{kind} mean"] = float(np.nanmean(sr))  # NaN: a head whose Δ is exactly 0
+            row[f"Δ{kind} std"] = float(np.nanstd(sr))
             row[f"init {kind} mean"] = float(np.mean(a[f"stable_rank_init_{kind}"][layer]))
         row["random rank-2·d_head"] = null["stable_rank_mean"]
         rows.append(row)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +38,8 @@ from .vit import ViT, ViTConfig
 from .vit_profiles import ViTSettings
 
 CHECKPOINT = "checkpoint.pt"
+#: bump when a change to training or tracking alters results, so stored runs are not reused by mistake
+TRAINING_VERSION = 1
 
 
 class TrainingDiverged(RuntimeError):
@@ -72,7 +75,7 @@ class RunConfig:
         return f"vit-{self.dataset}-scale{self.init_scale:g}-seed{self.seed}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": "vit", **dataclasses.asdict(self)}
+        return {"kind": "vit", "training_version": TRAINING_VERSION, **dataclasses.asdict(self)}
 
     def model_config(self, num_classes: int) -> ViTConfig:
         return ViTConfig(image_size=self.image_size, patch_size=self.patch_size, num_classes=num_classes,
@@ -225,9 +228,10 @@ def train(config: RunConfig, folder: Path, train_data: data.ImageData, test_data
         atomic.write_with(ckpt_path, lambda tmp: torch.save(blob, tmp))
         last_good = step
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bar: a notebook widget would be saved as its first frame ("0%") in the book
 
-    bar = tqdm(total=total, initial=resumed_at, desc=config.name, disable=not progress, mininterval=2.0)
+    bar = tqdm(total=total, initial=resumed_at, desc=config.name, disable=not progress, mininterval=10.0,
+               ascii=True, file=sys.stderr)
     started = time.perf_counter()
     step = resumed_at
     aug_gen = torch.Generator(device=device)
