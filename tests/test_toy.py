@@ -1,0 +1,59 @@
+"""Teacher-student data are deterministic by seed; toy settings validate their ranges."""
+import numpy as np
+import pytest
+import torch
+
+from rankbook import profiles, toy
+
+
+def _small(**kw):
+    return profiles.select(toy.PROFILES, "fast", n_samples=20, **kw)
+
+
+def test_data_deterministic_by_seed():
+    x1, y1 = toy.data(_small())
+    x2, y2 = toy.data(_small())
+    torch.testing.assert_close(x1, x2, rtol=0, atol=0)
+    torch.testing.assert_close(y1, y2, rtol=0, atol=0)
+    x3, _ = toy.data(_small(seed=5))
+    assert not torch.equal(x1, x3)
+    assert x1.dtype == torch.float64 and x1.shape == (20, 10, 50)
+
+
+def test_teacher_is_sparse_and_visible():
+    s = _small()
+    t = toy.teacher(s)
+    assert np.count_nonzero(t.qk) == s.teacher_qk and np.count_nonzero(t.vo) == s.teacher_vo
+    assert len(set(np.abs(t.beta[t.beta != 0]))) >= 2  # distinct magnitudes: distinct stage times
+    assert all(name.split()[0] in ("QK", "VO") for name in t.support())
+    np.testing.assert_array_equal(t.beta, toy.teacher(_small()).beta)
+    # the targets are the teacher head's outputs: zero loss at the teacher
+    assert toy.diagonal_head(s).loss(t.beta) < 1e-25
+
+
+def test_student_init_scales_with_alpha():
+    s = _small()
+    u1, v1 = toy.diagonal_init(s, 1e-3)
+    u2, v2 = toy.diagonal_init(s, 1e-30)
+    np.testing.assert_allclose(u2 / 1e-30, u1 / 1e-3)
+    assert u1.shape == (2 * s.dim,)
+    assert toy.full_init(s, 1e-2).shape == (4 * s.dim * s.dim,)
+
+
+def test_profiles():
+    paper = toy.PROFILES["paper"]
+    assert paper.alphas == toy.PAPER_ALPHAS and paper.n_samples == 1000 and paper.n_seeds == 3
+    assert set(toy.PROFILES) == set(profiles.PROFILE_NAMES)
+    assert profiles.select(toy.PROFILES, "fast", alphas=[0.5, 1e-3]).alphas == (0.5, 1e-3)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"alphas": (0.1, 1.0)}, "alphas=1.0 is out of range: it must be < 1"),
+    ({"alphas": (0.0,)}, "must be > 0"),
+    ({"perturb_alpha": 2.0}, "must be < 1"),
+    ({"n_samples": 3}, "must be >= 10"),
+    ({"seed": 1.5}, "must be int"),
+])
+def test_settings_validation(override, message):
+    with pytest.raises(profiles.ProfileError, match=message):
+        profiles.select(toy.PROFILES, "fast", **override)
