@@ -39,6 +39,8 @@ def stage(profile: str) -> Path:
     shutil.copy2(paths.REPO_ROOT / "_toc.yml", stage_root / "_toc.yml")
     config = yaml.safe_load((paths.REPO_ROOT / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "off"
+    # progress bars and library chatter go to stderr; errors already stopped the runner
+    config["execute"]["stderr_output"] = "remove"
     config["sphinx"]["config"].pop("nb_custom_formats", None)
     config["exclude_patterns"] = [p for p in config["exclude_patterns"] if not p.endswith(".ipynb")]
     config["title"] = f"{config['title']} ({profile} profile)" if profile != "paper" else config["title"]
