@@ -121,7 +121,7 @@ for ds, by_scale in runs.items():
         f"**{ds}. Paper:** smaller initialization scales give lower-rank heads. **This run:** mean stable "
         f"rank over layers {', '.join(str(x + 1) for x in layers)} is "
         + ", ".join(f"{per_scale[s].mean():.2f} at scale {s:g}" for s in scales)
-        + f"; it increases with the scale at {sum(monotone)} of {len(layers)} layers."))
+        + f"; it does not decrease as the scale grows at {sum(monotone)} of {len(layers)} layers."))
     summary["datasets"][ds] = {"stable_rank_qk_by_scale_and_layer": {f"{s:g}": per_scale[s] for s in scales},
                                "layers": [x + 1 for x in layers], "increases_with_scale_per_layer": monotone,
                                "runs": {f"{s:g}": [plots.run_summary(r) for r in rs] for s, rs in by_scale.items()}}
