@@ -42,6 +42,11 @@ class Trajectory:
     n_evals: int  # vector-field / gradient evaluations spent
     wall_s: float
     method: str
+    #: log-coordinate runs only: z = log w per record (T, p), c = u² − v², sign flips (see log_flow).
+    #: Kept because u + v underflows to 0 in θ once a coordinate is learned with u ≈ −v.
+    log_w: np.ndarray | None = None
+    c: np.ndarray | None = None
+    signs: np.ndarray | None = None
 
     @property
     def tau(self) -> np.ndarray:
@@ -119,13 +124,20 @@ def log_flow(net: DiagonalNetwork, u0: np.ndarray, v0: np.ndarray, alpha: float,
     w0 = u0 + v0
     if np.any(w0 <= 0):
         raise ValueError("log-coordinates need u_i(0) + v_i(0) ≠ 0 for every coordinate")
-    c = conserved(u0, v0)
+    return log_flow_from(net, np.log(w0), conserved(u0, v0), signs, alpha, t_eval, rtol=rtol, atol=atol,
+                         method=method, max_step_tau=max_step_tau)
+
+
+def log_flow_from(net: DiagonalNetwork, z0: np.ndarray, c: np.ndarray, signs: np.ndarray, alpha: float,
+                  t_eval: np.ndarray, *, rtol: float = 1e-6, atol: float = 1e-6, method: str = "LSODA",
+                  max_step_tau: float = 0.01) -> Trajectory:
+    """:func:`log_flow` from a state given as z = log w, c = u² − v² and sign flips (u, v) = signs ⊙ (u', v')."""
     counter = [0]
     rhs, jac = _log_vector_field(net, c, counter)
     options = {} if method in ("RK45", "RK23", "DOP853") else {"jac": jac}
     start = time.perf_counter()
     with single_thread_blas():
-        sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), np.log(w0), method=method, t_eval=t_eval, rtol=rtol,
+        sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), z0, method=method, t_eval=t_eval, rtol=rtol,
                         atol=atol, max_step=max_step_tau * log_inverse(alpha), **options)
         if not sol.success:
             raise RuntimeError(f"log-coordinate gradient flow failed: {sol.message}")
@@ -134,7 +146,7 @@ def log_flow(net: DiagonalNetwork, u0: np.ndarray, v0: np.ndarray, alpha: float,
         u, v = u * signs, v * signs
         loss = np.array([net.loss(b) for b in u * v])
     return Trajectory(alpha, sol.t, np.concatenate([u, v], axis=1), loss, n_evals, time.perf_counter() - start,
-                      f"log-flow {method}")
+                      f"log-flow {method}", log_w=sol.y.T.copy(), c=c, signs=signs)
 
 
 def theta_flow(loss_and_grad: LossAndGrad, theta0: np.ndarray, alpha: float, t_eval: np.ndarray, *,
@@ -218,4 +230,64 @@ def activation_times(traj: Trajectory, threshold: float, values: np.ndarray | No
         a, b = logv[k - 1, i], logv[k, i]
         frac = (level - a) / (b - a) if b != a else 1.0
         out[i] = tau[k - 1] + frac * (tau[k] - tau[k - 1])
+    return out
+
+
+def shifted(traj: Trajectory, t0: float) -> Trajectory:
+    """The same run with its clock started at gradient-flow time ``t0`` (for continuations)."""
+    return dataclasses.replace(traj, t=traj.t + t0)
+
+
+@dataclasses.dataclass
+class Perturbation:
+    """One perturb-and-train-on experiment (appendix A): reference and perturbed continuations."""
+
+    tau: float  # rescaled time of the perturbation
+    reference: Trajectory
+    perturbed: Trajectory
+    perturbed_coords: np.ndarray  # indices into θ = [u, v]
+    distance_start: float  # ‖β_perturbed − β_reference‖ (β = u⊙v) right after the perturbation
+    distance_end: float  # the same at the end of the window
+
+    # Distances are between products u⊙v, the quantities the figures show: (u, v) → (λu, v/λ) keeps
+    # u⊙v and moves along a valley of minima, so θ itself need not return after a perturbation.
+
+
+def perturb_and_follow(net: DiagonalNetwork, traj: Trajectory, tau: float, *, std: float, threshold: float,
+                       window_tau: float, rng: np.random.Generator, n_record: int = 100, **solver) -> Perturbation:
+    """At the recorded point nearest ``tau``, add N(0, std²) to every weight with |weight| > ``threshold``,
+    then follow the flow from the perturbed and the unperturbed states for ``window_tau``."""
+    if traj.log_w is None:
+        raise ValueError("perturb_and_follow needs a log-coordinate trajectory (log_flow)")
+    k = int(np.argmin(np.abs(traj.tau - tau)))
+    theta = traj.theta[k].copy()
+    coords = np.flatnonzero(np.abs(theta) > threshold)
+    noisy = theta.copy()
+    noisy[coords] += std * rng.standard_normal(coords.size)
+    # untouched coordinates keep their exact (log w, c); touched ones are re-expressed from (u, v)
+    z, c, signs = traj.log_w[k].copy(), traj.c.copy(), traj.signs.copy()
+    touched = np.unique(coords % net.p)
+    u, v = np.split(noisy, 2)
+    tu, tv, tsigns = canonical_signs(u[touched], v[touched])
+    z[touched], c[touched], signs[touched] = np.log(np.maximum(tu + tv, 1e-300)), conserved(tu, tv), tsigns
+    t_eval = np.linspace(0.0, window_tau * log_inverse(traj.alpha), n_record)
+    ref = log_flow_from(net, traj.log_w[k], traj.c, traj.signs, traj.alpha, t_eval, **solver)
+    pert = log_flow_from(net, z, c, signs, traj.alpha, t_eval, **solver)
+    ref, pert = shifted(ref, traj.t[k]), shifted(pert, traj.t[k])
+    return Perturbation(float(traj.tau[k]), ref, pert, coords, float(np.linalg.norm(pert.beta[0] - ref.beta[0])),
+                        float(np.linalg.norm(pert.beta[-1] - ref.beta[-1])))
+
+
+def transition_windows(traj: Trajectory, low: float = 1e-3, high: float = 0.5) -> dict[int, tuple[float, float]]:
+    """Per learned coordinate, the rescaled times at which |u_i v_i| reaches ``low`` and ``high`` × its final value.
+
+    As α → 0 each window shrinks (the jump takes O(1) time, i.e. O(1/log(1/α)) in τ)
+    while the gaps between windows stay: the stages separate (Assumption 4.2).
+    """
+    final = np.abs(traj.beta[-1])
+    out = {}
+    for i in np.flatnonzero(final > 1e-3 * final.max()):
+        values = np.abs(traj.beta[:, i]) / final[i]
+        start, end = activation_times(traj, low, values[:, None])[0], activation_times(traj, high, values[:, None])[0]
+        out[int(i)] = (float(start), float(end))
     return out

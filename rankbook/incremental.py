@@ -68,7 +68,7 @@ def time_until_active(b: np.ndarray, g: np.ndarray, g_tol: float) -> np.ndarray:
 
 def restricted_flow(net: DiagonalNetwork, beta: np.ndarray, support: np.ndarray, *, stationary_tol: float = 1e-9,
                     basin_tol: float = 1e-3, chunk: float = 5.0, max_time: float = 1e4, drop_below: float = 1e-30,
-                    rtol: float = 1e-6, atol: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
+                    rtol: float = 1e-5, atol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     """Balanced gradient flow on ``support`` from product vector ``beta`` to its stationary limit.
 
     The flow (which decides *which* stationary point) runs until max |g| on the

@@ -102,3 +102,9 @@ def test_single_thread_blas_restores_state():
     with diagonal.single_thread_blas():
         a = np.ones((3, 3)) @ np.ones((3, 3))
     assert a[0, 0] == 3.0
+
+
+def test_forward_only_loss_matches():
+    net = diagonal.DiagonalAttentionHead(*_head_data(7))
+    beta = np.random.default_rng(7).standard_normal(net.p)
+    assert net.loss(beta) == pytest.approx(net.loss_and_g(beta)[0], rel=1e-13)
