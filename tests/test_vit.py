@@ -102,3 +102,16 @@ def test_init_scale_scales_all_but_the_token_mapper():
         factor = 1.0 if name in mapper else 0.01
         torch.testing.assert_close(scaled[name], p * factor, msg=name)
     assert any("attn.w_q" in n for n in base) and any("norm1.weight" in n for n in base)
+
+
+def test_paper_sized_model_runs_and_counts():
+    torch.manual_seed(0)
+    model = ViT(ViTConfig(num_classes=100))
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
+    w = model.attention_weights()
+    assert tuple(w["q"].shape) == (6, 8, 512, 128)
+    # per block: 4 per-head tensors, output bias, 2 LayerNorms, MLP 512→512→512
+    per_block = 4 * 8 * 512 * 128 + 512 + 2 * 2 * 512 + 2 * (512 * 512 + 512)
+    tokens = (48 * 512 + 512) + 512 + 65 * 512
+    assert sum(p.numel() for p in model.parameters()) == tokens + 6 * per_block + 2 * 512 + 512 * 100 + 100
