@@ -102,6 +102,8 @@ def execute(source: Path, profile: str, parameters: dict | None = None, progress
     params = {"profile": profile, **(parameters or {})}
     env_before = os.environ.get(profiles.ENV_VAR)
     os.environ[profiles.ENV_VAR] = profile  # the kernel inherits it, so nested helpers agree
+    # busy-waiting OpenMP threads slow torch ~9x when other jobs share the cores
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
