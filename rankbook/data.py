@@ -230,10 +230,13 @@ def _list_imagefolder(split_dir: Path) -> tuple[list[Path], np.ndarray, list[str
 def stratified_subset(labels: np.ndarray, count: int | None, seed: int) -> np.ndarray:
     """Indices of ``count`` examples, as equal per class as possible, chosen by ``seed``; all when None."""
     labels = np.asarray(labels)
-    if count is None or count >= len(labels):
+    if count is None or count == len(labels):
         return np.arange(len(labels))
     if count <= 0:
         raise ValueError(f"subset size must be positive, got {count}")
+    if count > len(labels):
+        raise ValueError(f"a subset of {count} examples was requested but the split has only {len(labels)}; "
+                         f"ask for at most {len(labels)}, or 0 in the settings for the whole split")
     rng = np.random.default_rng(seed)
     classes = np.unique(labels)
     per_class = np.full(len(classes), count // len(classes))

@@ -1,0 +1,92 @@
+"""The table of bad inputs a reader can give the book, and the clear error each one gets.
+
+Each row: what the reader does, the call, the exception type, and a pattern the
+message must match (it must say what is wrong and, where there is a choice,
+what the valid choices are or how to fix it).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rankbook import data, profiles, results, runner, toy, train, vit, vit_profiles
+
+
+def _select_vit(**overrides):
+    return profiles.select(vit_profiles.PROFILES, "fast", **overrides)
+
+
+def _select_toy(**overrides):
+    return profiles.select(toy.PROFILES, "fast", **overrides)
+
+
+def _missing_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANKBOOK_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("RANKBOOK_CACHE", str(tmp_path / "cache"))
+    return data.locate("cifar100", download=False)
+
+
+def _different_config(tmp_path, monkeypatch):
+    folder = tmp_path / "run"
+    results.save(folder, {"lr": 1e-4}, {"x": np.zeros(2)}, wall_s=0.0, device="cpu")
+    return results.save(folder, {"lr": 1e-3}, {"x": np.ones(2)}, wall_s=0.0, device="cpu")
+
+
+BAD_INPUTS = [
+    ("unknown profile", lambda *_: profiles.resolve("nonsense"),
+     profiles.ProfileError, r"unknown profile 'nonsense'.*valid profiles: fast, paper"),
+    ("profile from a bad $RANKBOOK_PROFILE",
+     lambda tmp, mp: (mp.setenv(profiles.ENV_VAR, "gpu"), profiles.resolve(""))[1],
+     profiles.ProfileError, r"unknown profile 'gpu' \(from \$RANKBOOK_PROFILE\).*fast, paper"),
+    ("negative epochs", lambda *_: _select_vit(epochs=-1),
+     profiles.ProfileError, r"epochs=-1 is out of range: it must be >= 1"),
+    ("epochs given as text", lambda *_: _select_vit(epochs="10"),
+     profiles.ProfileError, r"epochs must be int, got '10'"),
+    ("init scale 0", lambda *_: _select_vit(init_scale=0.0),
+     profiles.ProfileError, r"init_scale=0.0 is out of range: it must be > 0"),
+    ("init scale 0 in the sweep", lambda *_: _select_vit(init_scales=[1.0, 0.0]),
+     profiles.ProfileError, r"init_scales=0.0 is out of range"),
+    ("init scale 0 on the model", lambda *_: vit.ViTConfig(init_scale=0.0),
+     ValueError, r"init_scale must be a positive finite number"),
+    ("alpha >= 1", lambda *_: _select_toy(alphas=[0.1, 1.0]),
+     profiles.ProfileError, r"alphas=1.0 is out of range: it must be < 1"),
+    ("alpha <= 0", lambda *_: _select_toy(perturb_alpha=0.0),
+     profiles.ProfileError, r"perturb_alpha=0.0 is out of range: it must be > 0"),
+    ("unknown data set name in settings", lambda *_: _select_vit(datasets=["mnist"]),
+     profiles.ProfileError, r"datasets='mnist' is not one of the valid choices: 'cifar10', 'cifar100'"),
+    ("misspelled setting", lambda *_: _select_vit(epoch=3),
+     profiles.ProfileError, r"unknown setting\(s\) epoch for ViTSettings; valid settings: .*epochs"),
+    ("patch does not divide image size", lambda *_: vit.ViTConfig(image_size=32, patch_size=5),
+     ValueError, r"patch_size=5 does not divide image_size=32"),
+    ("zero heads", lambda *_: vit.ViTConfig(heads=0),
+     ValueError, r"heads must be a positive integer"),
+    ("batch larger than the training set", lambda *_: train.steps_per_epoch(100, 512),
+     ValueError, r"batch_size=512 exceeds the 100 training images"),
+    ("unknown data set name", lambda *_: data.locate("mnist", download=False),
+     ValueError, r"unknown data set 'mnist'; valid: cifar10, cifar100"),
+    ("data set missing offline", _missing_offline,
+     data.DataNotFoundError,
+     r"(?s)data set 'cifar100' not found.*Looked in:.*empty.*RANKBOOK_DATA.*internet access"),
+    ("bad split name", lambda *_: data.load_split("cifar10", "validation"),
+     ValueError, r"split must be 'train' or 'test', got 'validation'"),
+    ("subset larger than the split", lambda *_: data.stratified_subset(np.repeat(np.arange(2), 5), 40, 0),
+     ValueError, r"a subset of 40 examples was requested but the split has only 10"),
+    ("subset larger than a class", lambda *_: data.stratified_subset(np.repeat([0, 1], [2, 18]), 10, 0),
+     ValueError, r"class 0 has only 2 examples, 5 requested"),
+    ("empty subset", lambda *_: data.stratified_subset(np.arange(10), 0, 0),
+     ValueError, r"subset size must be positive"),
+    ("results folder of a different config", _different_config,
+     results.ResultMismatchError, r"already holds a result of a different config; refusing to overwrite"),
+    ("unknown notebook name", lambda *_: runner.select(["99_nope"]),
+     runner.RunnerError, r"unknown notebook '99_nope'; valid notebooks: 00_setup"),
+]
+
+
+@pytest.mark.parametrize("what, call, error, message", BAD_INPUTS, ids=[row[0] for row in BAD_INPUTS])
+def test_bad_input_gets_clear_error(what, call, error, message, tmp_path, monkeypatch):
+    with pytest.raises(error, match=message):
+        call(tmp_path, monkeypatch)
+
+
+def test_the_table_is_long_enough():
+    assert len(BAD_INPUTS) >= 15
