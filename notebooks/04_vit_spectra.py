@@ -155,3 +155,22 @@ for ds, rs in runs.items():
 # %%
 out = atomic.write_json(paths.output_dir(profile, "04_vit_spectra") / "summary.json", summary)
 print(f"key numbers written to {out}")
+
+# %% [markdown]
+# ## Explore the spectra yourself
+#
+# In Jupyter or Colab, the panel below lets you pick any layer, head,
+# tracked iteration and matrix of the first run. Widgets need a running
+# kernel, so on the static site the panel is inert; the animation after it
+# plays the same plot through every tracked iteration for one head (use its
+# slider and buttons).
+
+# %%
+from rankbook import explorer  # noqa: E402
+
+first_run = next(iter(runs.values()))[0]
+explorer.spectra_explorer(first_run, profile)
+
+# %%
+layer, head = heads[0]
+explorer.spectra_animation(first_run, profile, layer, head, kind="qk")
