@@ -1,0 +1,80 @@
+"""Rank-r truncation of attention updates, the random null, and the rank sweep on a real model."""
+import numpy as np
+import pytest
+import torch
+
+from rankbook import lora
+from rankbook.gpt import GPT, GPTConfig
+
+
+def test_fuse_puts_heads_side_by_side_and_unfuses():
+    w = torch.randn(2, 3, 5, 4)  # layers, heads, d_model, d_head
+    f = lora.fuse(w)
+    assert f.shape == (2, 5, 12)
+    torch.testing.assert_close(f[1, :, 4:8], w[1, 1])
+    torch.testing.assert_close(lora.unfuse(f, 3), w)
+
+
+def test_truncation_matches_dense_svd_and_is_exact_at_full_rank():
+    gen = torch.Generator().manual_seed(0)
+    delta = torch.randn(3, 7, 5, generator=gen, dtype=torch.float64)
+    assert torch.equal(lora.truncate(delta, 5), delta) and torch.equal(lora.truncate(delta, 9), delta)
+    assert torch.equal(lora.truncate(delta, 0), torch.zeros_like(delta))
+    for r in (1, 2, 4):
+        got = lora.truncate(delta, r)
+        for i in range(3):
+            u, s, vh = np.linalg.svd(delta[i].numpy())
+            torch.testing.assert_close(got[i], torch.from_numpy(u[:, :r] @ np.diag(s[:r]) @ vh[:r]))
+        assert (torch.linalg.matrix_rank(got) == r).all()
+    with pytest.raises(ValueError, match=">= 0"):
+        lora.truncate(delta, -1)
+
+
+def test_random_null_has_the_requested_rank_and_norm():
+    gen = torch.Generator().manual_seed(1)
+    norms = torch.tensor([[1.0, 2.0], [0.5, 3.0]])
+    for r in (1, 3, 6):
+        m = lora.random_rank((2, 2, 8, 6), r, norms, gen)
+        assert (torch.linalg.matrix_rank(m) == min(r, 6)).all()
+        torch.testing.assert_close(torch.linalg.matrix_norm(m), norms.double())
+
+
+def test_rank_r_weights_full_rank_exact_and_null_norm():
+    torch.manual_seed(0)
+    init = {k: torch.randn(2, 3, 6, 2) for k in lora.KINDS}
+    final = {k: v + 0.1 * torch.randn_like(v) for k, v in init.items()}
+    full = lora.rank_r_weights(init, final, 6)
+    assert all(torch.equal(full[k], final[k]) for k in lora.KINDS)
+    zero = lora.rank_r_weights(init, final, 0)
+    assert all(torch.allclose(zero[k], init[k]) for k in lora.KINDS)
+    r2, null2 = lora.rank_r_weights(init, final, 2), lora.rank_r_weights(init, final, 2, null=True, seed=3)
+    for k in lora.KINDS:
+        upd, nul = lora.fuse(r2[k] - init[k]).double(), lora.fuse(null2[k] - init[k]).double()
+        torch.testing.assert_close(torch.linalg.matrix_norm(nul), torch.linalg.matrix_norm(upd), rtol=1e-5, atol=1e-6)
+        assert (torch.linalg.matrix_rank(nul, atol=1e-5) == 2).all()
+
+
+def test_sweep_ranks_and_recovery():
+    assert lora.sweep_ranks(12) == [0, 1, 2, 4, 8, 12] and lora.sweep_ranks(8) == [0, 1, 2, 4, 8]
+    ranks, acc = [0, 1, 2, 4], [0.1, 0.5, 0.88, 0.9]  # gain 0.8: 95% needs 0.86
+    assert lora.recovery_rank(ranks, acc, 0.95) == 2 and lora.recovery_rank(ranks, acc, 0.99) == 4
+    loss = [3.0, 2.0, 1.05, 1.0]  # losses: lower is better, same formula
+    assert lora.recovery_rank(ranks, loss, 0.95) == 2
+    np.testing.assert_allclose(lora.recovered_fraction(loss, 3.0, 1.0), [0, 0.5, 0.975, 1])
+
+
+def test_rank_sweep_on_a_small_gpt_restores_weights_and_ends_at_the_trained_loss():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=7, context=6, d_model=8, depth=2, heads=2, d_head=3, mlp_dim=8))
+    initial = {k: v.clone() for k, v in model.attention_weights().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    trained = {k: v.clone() for k, v in model.attention_weights().items()}
+    tokens = torch.randint(0, 7, (4, 6))
+    evaluate = lambda m: float(m.loss(tokens).detach())  # noqa: E731
+    out = lora.rank_sweep(model, initial, evaluate, null_seeds=(0, 1))
+    assert out["rank"].tolist() == [0, 1, 2, 4, 6]
+    assert out["truncated"][-1] == pytest.approx(evaluate(model))
+    assert all(torch.equal(model.attention_weights()[k], trained[k]) for k in lora.KINDS)
+    assert out["null"][0] == pytest.approx(out["truncated"][0])  # rank 0: both are the initial attention
