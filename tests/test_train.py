@@ -136,7 +136,7 @@ def test_run_reuses_a_matching_result_and_not_another(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "load_data", lambda s, d: (TRAIN, TEST))
     first = train.run(settings, "cifar10", 1.0, 0, root=tmp_path, progress=False)
     assert first.manifest["config"]["d_model"] == 8 and first.arrays["step"][-1] == 4
-    monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(train, "train_loop", lambda *a, **k: pytest.fail("trained again"))
     again = train.run(settings, "cifar10", 1.0, 0, root=tmp_path, progress=False)
     assert again.path == first.path
     with pytest.raises(pytest.fail.Exception, match="trained again"):
