@@ -25,11 +25,14 @@ the fraction recovered is ``(m(r) - m(0)) / (m(full) - m(0))``;
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from . import results, train
 
 KINDS = ("q", "k", "v", "o")
 COMPUTE_DTYPE = torch.float64
@@ -169,3 +172,22 @@ def recovery_rank(ranks: Sequence[int], metric: Sequence[float], fraction: float
     rec = recovered_fraction(np.asarray(metric), metric[0], metric[-1])
     hits = np.flatnonzero(rec >= fraction)
     return int(np.asarray(ranks)[hits[0]]) if len(hits) else None
+
+
+def load_trained(task: Any, result: results.Result) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """The final model of a finished run of ``task`` and its initial attention weights, from its last checkpoint.
+
+    The results store keeps spectra, not weights; the training loop checkpoints the final step
+    (model state and initial attention weights) in the run folder, which is what is read here.
+    """
+    path = Path(result.path) / train.CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the result at {result.path} keeps spectra only, and its final "
+                                f"weights were in that checkpoint. Remove the folder to train the run again.")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt["config"] != result.config or ckpt["step"] != task.total_steps():
+        raise results.ResultMismatchError(f"{path} is not the final checkpoint of {result.path.name} "
+                                          f"(step {ckpt['step']} of {task.total_steps()})")
+    model = task.build_model()
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), {k: v.cpu() for k, v in ckpt["initial"].items()}
