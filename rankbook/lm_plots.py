@@ -7,6 +7,7 @@ numbered from 1 in titles.
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -121,7 +122,7 @@ def recovery_ranks(sweep: Mapping[str, np.ndarray], fractions: Sequence[float] =
 def rank_sweep_figure(sweeps: Mapping[str, Mapping[str, np.ndarray]], ylabels: Mapping[str, str],
                       subtitles: Mapping[str, str], title: str):
     """Metric against the rank of every attention update: truncated Δ (green) vs random same-norm null (gray)."""
-    fig, axes = plots._figure(1, len(sweeps), width=5.0, height=3.8)
+    fig, axes = plots._figure(1, len(sweeps), width=6.0, height=4.6)
     for ax, (name, sw) in zip(axes[0], sweeps.items()):
         x = np.maximum(sw["rank"], 0.5)  # rank 0 drawn at 0.5 on the log axis
         ax.plot(x, sw["truncated"], "o-", color="green", label="W₀ + [Δ]_r")
@@ -133,7 +134,7 @@ def rank_sweep_figure(sweeps: Mapping[str, Mapping[str, np.ndarray]], ylabels: M
                 ax.axvline(max(r, 0.5), color="black", ls=style, lw=1, label=f"{frac:.0%} recovered: r={r}")
         ax.set_xscale("log", base=2)
         ax.set_xticks(x, ["0"] + [str(int(r)) for r in sw["rank"][1:]])
-        ax.set(title=f"{name}\n{subtitles[name]}", xlabel="rank r of every attention update (fused per layer)",
+        ax.set(title=f"{name}\n" + textwrap.fill(subtitles[name], 80), xlabel="rank r of every attention update (fused per layer)",
                ylabel=ylabels[name])
         ax.title.set_fontsize(8)
         ax.legend(fontsize=7)
