@@ -78,3 +78,27 @@ def test_rank_sweep_on_a_small_gpt_restores_weights_and_ends_at_the_trained_loss
     assert out["truncated"][-1] == pytest.approx(evaluate(model))
     assert all(torch.equal(model.attention_weights()[k], trained[k]) for k in lora.KINDS)
     assert out["null"][0] == pytest.approx(out["truncated"][0])  # rank 0: both are the initial attention
+
+
+def test_lm_task_trains_through_the_generic_loop_and_its_final_weights_reload(tmp_path, monkeypatch):
+    from rankbook import lm, lm_profiles
+
+    (tmp_path / "data" / "wikitext-2").mkdir(parents=True)
+    for split in ("valid", "test"):
+        (tmp_path / "data" / "wikitext-2" / f"{split}.txt").write_text(f" = {split} = \n the cat sat on the mat . \n" * 30)
+    monkeypatch.setenv("RANKBOOK_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("RANKBOOK_CACHE", str(tmp_path / "cache"))
+    settings = lm_profiles.PROFILES["fast"].replace(context=16, d_model=8, depth=2, heads=2, d_head=4, mlp_dim=16,
+                                                    steps=6, warmup_steps=1, batch_size=4, eval_windows=4,
+                                                    eval_batch_size=3, layers_shown=(1,), device="cpu")
+    task = lm.LMTask(settings, 0)
+    inputs, targets = task.train_batch(3, torch.device("cpu"))
+    assert inputs.shape == targets.shape == (4, 16) and torch.equal(inputs[:, 1:], targets[:, :-1])
+    result = lm.run(settings, 0, root=tmp_path / "results", progress=False)
+    a = result.arrays
+    assert a["step"][-1] == 6 and a["delta_qk"].shape[1:] == (2, 2, 8) and a["eval_loss"][-1] < a["eval_loss"][0]
+    assert result.config["kind"] == "gpt" and result.manifest["final_eval_loss"] == pytest.approx(a["eval_loss"][-1])
+    assert lm.run(settings, 0, root=tmp_path / "results").path == result.path  # reused, not retrained
+    model, initial = lora.load_trained(task, result)
+    assert task.evaluate(model, torch.device("cpu"))["eval_loss"] == pytest.approx(a["eval_loss"][-1], rel=1e-6)
+    torch.testing.assert_close(initial["q"], task.build_model().attention_weights()["q"])
