@@ -73,7 +73,7 @@ def record_times(alpha: float, tau_max: float, n_record: int) -> np.ndarray:
 
 
 #: clip of z = log w inside the vector field: keeps a solver's trial points finite (never reached by the flow)
-_Z_RANGE = (-600.0, 10.0)
+_Z_RANGE = (-600.0, 50.0)
 
 
 def _log_vector_field(net: DiagonalNetwork, c: np.ndarray, counter: list[int]):
@@ -84,13 +84,22 @@ def _log_vector_field(net: DiagonalNetwork, c: np.ndarray, counter: list[int]):
     stiff, so a Jacobian costs (#active + 1) evaluations instead of p + 1.
     """
 
+    # Trial points of a solver can land far outside the flow's range; clip so that |u|, |v| ≤ e^100 there
+    # (a huge but finite derivative makes the solver reject the step; an overflow to NaN would not:
+    # LSODA was seen to "succeed" with NaNs).
+    low = np.maximum(np.log(np.abs(c) + 1e-300) - 100.0, _Z_RANGE[0])
+
+    def clip(z):
+        return np.clip(z, low, _Z_RANGE[1])
+
     def rhs(_t, z):
         counter[0] += 1
         with np.errstate(over="ignore", invalid="ignore"):
-            return net.loss_and_g(product_from_log_w(np.clip(z, *_Z_RANGE), c))[1]
+            g = net.loss_and_g(product_from_log_w(clip(z), c))[1]
+        return np.where(np.isfinite(g), g, 1e10)
 
     def jac(t, z):
-        w = np.exp(np.clip(z, *_Z_RANGE))
+        w = np.exp(clip(z))
         slope = 0.5 * (w * w + (c / w) ** 2)
         base = rhs(t, z)
         out = np.zeros((z.size, z.size))
@@ -143,8 +152,9 @@ def log_flow_from(net: DiagonalNetwork, z0: np.ndarray, c: np.ndarray, signs: np
     with single_thread_blas():
         sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), z0, method=method, t_eval=t_eval, rtol=rtol,
                         atol=atol, max_step=max_step_tau * log_inverse(alpha), **options)
-        if not sol.success:
-            raise RuntimeError(f"log-coordinate gradient flow failed: {sol.message}")
+        if not sol.success or not np.isfinite(sol.y).all():
+            raise RuntimeError(f"log-coordinate gradient flow failed: {sol.message} "
+                               f"(finite: {np.isfinite(sol.y).all()}); try a smaller max_step_tau or method='BDF'")
         n_evals = counter[0]
         u, v = uv_from_w(np.exp(sol.y.T), c)
         u, v = u * signs, v * signs

@@ -76,3 +76,17 @@ def test_activation_times_interpolate_in_log_scale():
     got = flow.activation_times(traj, 1e-4)
     assert got[0] == pytest.approx(1.5)
     assert np.isnan(got[1])
+
+
+def test_log_flow_on_toy_head_at_tiny_alpha_learns_every_teacher_coordinate():
+    """At α = 1e-32 the solver must neither step over a stage nor return NaNs (LSODA once did, silently)."""
+    from rankbook import profiles, toy
+
+    settings = profiles.select(toy.PROFILES, "fast", n_samples=30)
+    net, alpha = toy.diagonal_head(settings), 1e-32
+    u0, v0 = toy.diagonal_init(settings, alpha)
+    traj = flow.log_flow(net, u0, v0, alpha, flow.record_times(alpha, 1.2, 100), max_step_tau=0.02,
+                         record_loss=False)
+    assert np.isfinite(traj.theta).all()
+    learned = np.flatnonzero(np.abs(traj.beta[-1]) > 1e-2)
+    np.testing.assert_array_equal(learned, np.flatnonzero(toy.teacher(settings).beta))
