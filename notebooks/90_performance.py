@@ -1,0 +1,96 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Performance
+#
+# How fast the book's code runs, measured rather than claimed: the ViT
+# training throughput of the fast path against a plain PyTorch pipeline,
+# the cost of the spectra tracker against training, the factored against
+# the dense singular values, and the toy model's solver. Each figure comes
+# from a script in `benchmarks/` that times its alternatives side by side in
+# one process and prints the ratio. This page runs the scripts in their
+# `--quick` mode (small shapes, a minute each on two CPU cores) when their
+# results are missing; on a GPU, run them without arguments (full mode, the
+# paper's shapes) and the page shows whichever results it finds.
+
+# %% tags=["parameters"]
+profile: str = ""  # "fast" (CPU, minutes) or "paper" (GPU, the paper's settings); empty: $RANKBOOK_PROFILE, else "fast"
+
+# %% tags=["remove-cell"]
+# Colab: install rankbook and the few packages Colab lacks (it keeps its own torch).
+import importlib.util, subprocess, sys  # noqa: E401
+if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is None:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/rankbook/rankbook"])
+
+# %%
+from rankbook import paths, performance, profiles
+
+profile = profiles.resolve(profile)
+out = paths.output_dir(profile, "90_performance")
+reports = {name: performance.ensure(name, out) for name in performance.RUNNABLE}
+reports["toy_solver"] = performance.existing("toy_solver", out)
+print(f"profile: {profile}; benchmark results in {out}")
+
+# %% [markdown]
+# ## All figures
+#
+# The *device* column says where each figure was measured and in which mode
+# (quick: small shapes on the CPU; full: the paper's shapes, normally on a
+# GPU). CPU timings on shared cores are noisy; ratios measured side by side
+# are more stable than the absolute figures.
+
+# %%
+performance.figures_table(reports)
+
+# %% [markdown]
+# ## What each figure measures
+#
+# **ViT throughput** (`benchmarks/vit_throughput.py`). Training images per
+# second of the same ViT, batch and optimizer on two paths. The *fast path*
+# is what `rankbook.train` runs: the training split held as one uint8 tensor
+# on the device, batches gathered by index and augmented there (random crop
+# and flip), bf16 autocast on GPUs, fused Adam on CUDA, no host sync per
+# step (losses summed on the device and read at tracking points), optionally
+# `torch.compile`. The *plain path* is a textbook pipeline: torchvision
+# `ImageFolder` over the JPEG files with PIL transforms in a `DataLoader`,
+# fp32, default Adam, `loss.item()` every step. The ratio is fast / plain.
+# Model FLOP utilization (MFU) is achieved FLOP/s over the device's peak,
+# with training FLOPs counted analytically as
+# $3 \times [2T(Pd + L(4 d h d_h + 2 d m)) + 4 L T^2 h d_h + 2dC]$ per image
+# ($\approx 6 \times$ matmul parameters $\times$ tokens plus the attention
+# terms; $T$ tokens, $P$ values per patch, $L$ layers, width $d$, $h$ heads of
+# $d_h$, MLP width $m$, $C$ classes). The peak is the data-sheet dense peak on
+# GPUs (H100/H200: 989 TFLOP/s in bf16) and an *assumed* one on CPUs
+# (threads × clock × 32 fp32 FLOP per cycle), named in the table.
+#
+# **Tracker overhead** (`benchmarks/tracking_overhead.py`). The time to
+# compute the singular values of every head's $\Delta W_K W_Q^\top$ and
+# $\Delta W_V W_O^\top$ at one tracking point, against one epoch of training
+# of the paper's ViT (50,000 images, batch 512). Over a run the overhead is
+# points × time per point / (epochs × time per epoch), with the paper's 500
+# epochs and 6 tracking points per decade of iterations. Target: below 2% of
+# the training time. The test evaluation at each point is reported apart.
+#
+# **Factored vs dense spectra** (`benchmarks/spectra.py`). Singular values
+# of the $512\times512$ per-head products from their thin factors
+# (`rankbook.spectra`) against a dense SVD of the formed product, in float64,
+# with the largest relative disagreement; and the bound on any exact
+# factored method for $\Delta$ (rank up to $2 d_h$).
+#
+# **Toy solver** (`benchmarks/toy_solver.py`, shown when its results exist).
+# Vector-field evaluations of the adaptive log-coordinate gradient flow
+# against fixed-step gradient descent at the same stage-time accuracy, and
+# the hand-derived gradient against autograd.
