@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import results, text, train
+from . import lora, results, text, train
 from .gpt import GPT, GPTConfig
 from .lm_profiles import LMSettings
 
@@ -99,5 +99,28 @@ class LMTask:
 def run(settings: LMSettings, seed: int, *, root: Path | None = None, progress: bool = True) -> results.Result:
     """The result of one LM run: reused from disk when a matching one exists, else trained (resuming if killed)."""
     return train.fit(LMTask(settings, seed), root=root, device=settings.device,
+                     checkpoint_every=settings.checkpoint_every, track_per_decade=settings.track_per_decade,
+                     progress=progress)
+
+
+class LoRATask(LMTask):
+    """:class:`LMTask` whose attention weights train only through rank-``rank`` adapters from the initialization."""
+
+    def __init__(self, settings: LMSettings, seed: int, rank: int):
+        super().__init__(settings, seed)
+        self.rank = int(rank)
+        self.name = f"{self.name}-lora{self.rank}"
+
+    def config_dict(self) -> dict[str, Any]:
+        return {**super().config_dict(), "lora_rank": self.rank}
+
+    def build_model(self) -> torch.nn.Module:
+        return lora.add_adapters(super().build_model(), self.rank, seed=self.seed)
+
+
+def run_lora(settings: LMSettings, seed: int, rank: int, *, root: Path | None = None,
+             progress: bool = True) -> results.Result:
+    """An LM run with rank-``rank`` attention adapters (same schedule and data as :func:`run`), reused if stored."""
+    return train.fit(LoRATask(settings, seed, rank), root=root, device=settings.device,
                      checkpoint_every=settings.checkpoint_every, track_per_decade=settings.track_per_decade,
                      progress=progress)

@@ -152,3 +152,38 @@ def sweep_table(name: str, sweep: Mapping[str, np.ndarray], metric: str) -> Tabl
              "recovered, [Δ]_r": float(a), "recovered, random": float(b)}
             for r, t, n, a, b in zip(sweep["rank"], sweep["truncated"], sweep["null"], rec, rec_null)]
     return Table(rows, digits=4, title=f"{name}: {metric} with every attention update cut to rank r")
+
+
+def lora_vs_truncation(sweep: Mapping[str, np.ndarray], adapters: Mapping[int, Result], full: Result,
+                       profile: str):
+    """Eval loss against rank: the trained model cut to rank r (green) and rank-r adapters trained from init (blue)."""
+    fig, axes = plots._figure(1, 1, width=6.5, height=4.6)
+    ax = axes[0, 0]
+    x = np.maximum(sweep["rank"], 0.5)
+    ax.plot(x, sweep["truncated"], "o-", color="green", label="full training, then W₀ + [Δ]_r")
+    ranks = sorted(adapters)
+    ax.plot(ranks, [adapters[r].manifest["final_eval_loss"] for r in ranks], "D-", color="tab:blue", ms=7,
+            label="rank-r adapters trained from init (LoRA)")
+    ax.axhline(full.manifest["final_eval_loss"], color="black", ls="--", lw=1, label="full training")
+    ax.axhline(sweep["truncated"][0], color="gray", ls=":", lw=1, label="attention at init, rest trained")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(x, ["0"] + [str(int(r)) for r in sweep["rank"][1:]])
+    ax.set(xlabel="rank r of every attention update (fused per layer)", ylabel="eval loss (nats/token)")
+    ax.legend(fontsize=8)
+    return plots._finish(fig, "Truncating a fully trained update vs training a rank-r adapter (same steps and data)",
+                         textwrap.fill(describe(full, profile), 110))
+
+
+def lora_table(sweep: Mapping[str, np.ndarray], adapters: Mapping[int, Result], full: Result) -> Table:
+    """Per adapter rank: eval loss of the adapter run, of the truncated full run, and the stable ranks of Δ."""
+    ranks = list(sweep["rank"])
+    rows = []
+    for r in sorted(adapters):
+        a = adapters[r].arrays
+        rows.append({"rank r": r, "LoRA from init": adapters[r].manifest["final_eval_loss"],
+                     "full training cut to r": float(sweep["truncated"][ranks.index(r)]) if r in ranks else float("nan"),
+                     "full training": full.manifest["final_eval_loss"],
+                     "stable rank ΔW_KW_Q^T (LoRA)": float(np.nanmean(a["stable_rank_delta_qk"][-1])),
+                     "stable rank ΔW_KW_Q^T (full)": float(np.nanmean(full.arrays["stable_rank_delta_qk"][-1])),
+                     "train s": adapters[r].manifest["wall_s"]})
+    return Table(rows, digits=4, title="LoRA adapters trained from initialization vs truncating full training")

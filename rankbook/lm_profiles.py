@@ -40,6 +40,7 @@ class LMSettings(Settings):
     track_per_decade: int = param(6, ge=1, help="log-spaced tracking points per decade of steps")
     checkpoint_every: int = param(1000, ge=1, help="steps between checkpoints")
     eval_batch_size: int = param(16, ge=1, help="windows per evaluation batch")
+    lora_ranks: tuple[int, ...] = param((1, 4, 16, 64), ge=1, help="ranks of the LoRA adapters trained in chapter 07")
     layers_shown: tuple[int, ...] = param((1, 6, 12), ge=1, help="layers (from 1) drawn in chapter 06")
     device: str = param("auto", choices=("auto", "cpu", "cuda", "mps"), help="auto: cuda when available")
 
@@ -62,5 +63,5 @@ PROFILES = {
     "fast": LMSettings(corpus="wikitext-2", train_split="valid", eval_split="test", tokenizer="bytes", context=128,
                        d_model=64, depth=4, heads=4, d_head=16, mlp_dim=256, steps=300, warmup_steps=30,
                        batch_size=16, lr=3e-3, eval_windows=64, checkpoint_every=100, eval_batch_size=32,
-                       layers_shown=(1, 2, 4)),
+                       lora_ranks=(1, 4), layers_shown=(1, 2, 4)),
 }

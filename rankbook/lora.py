@@ -191,3 +191,40 @@ def load_trained(task: Any, result: results.Result) -> tuple[nn.Module, dict[str
     model = task.build_model()
     model.load_state_dict(ckpt["model"])
     return model.eval(), {k: v.cpu() for k, v in ckpt["initial"].items()}
+
+
+# --------------------------------------------------------------------------- LoRA adapters trained from init
+
+
+class LowRankUpdate(nn.Module):
+    """Parametrization ``W = W_0 + unfuse(B A)`` of a ``[heads, d_model, d_head]`` weight, ``W_0`` frozen.
+
+    ``B [d_model, rank]`` starts at zero and ``A [rank, heads·d_head]`` at N(0, 0.02²) (LoRA's start:
+    the model begins exactly at ``W_0``); only ``A`` and ``B`` train.
+    """
+
+    def __init__(self, heads: int, d_model: int, d_head: int, rank: int, generator: torch.Generator):
+        super().__init__()
+        self.heads = heads
+        self.b = nn.Parameter(torch.zeros(d_model, rank))
+        self.a = nn.Parameter(torch.randn(rank, heads * d_head, generator=generator) * 0.02)
+
+    def forward(self, w0: torch.Tensor) -> torch.Tensor:
+        return w0 + unfuse(self.b @ self.a, self.heads)
+
+
+def add_adapters(model: nn.Module, rank: int, seed: int = 0) -> nn.Module:
+    """Freeze every attention weight of ``model`` at its current value and add a rank-``rank`` adapter to it.
+
+    Everything else in the model stays trainable (as in the truncation sweep, which cuts only attention).
+    ``model.attention_weights()`` then returns ``W_0 + B A``, so the tracker sees the adapted weights.
+    """
+    from torch.nn.utils import parametrize
+
+    gen = torch.Generator().manual_seed(seed)
+    for attn in attention_modules(model):
+        for kind in KINDS:
+            heads, d_model, d_head = getattr(attn, f"w_{kind}").shape
+            parametrize.register_parametrization(attn, f"w_{kind}", LowRankUpdate(heads, d_model, d_head, rank, gen))
+            getattr(attn.parametrizations, f"w_{kind}").original.requires_grad_(False)
+    return model

@@ -102,3 +102,23 @@ def test_lm_task_trains_through_the_generic_loop_and_its_final_weights_reload(tm
     model, initial = lora.load_trained(task, result)
     assert task.evaluate(model, torch.device("cpu"))["eval_loss"] == pytest.approx(a["eval_loss"][-1], rel=1e-6)
     torch.testing.assert_close(initial["q"], task.build_model().attention_weights()["q"])
+
+
+def test_adapters_start_at_w0_train_only_low_rank_factors_and_keep_the_rest_trainable():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=7, context=6, d_model=8, depth=2, heads=2, d_head=3, mlp_dim=8))
+    w0 = {k: v.clone() for k, v in model.attention_weights().items()}
+    lora.add_adapters(model, rank=2, seed=0)
+    assert all(torch.equal(model.attention_weights()[k], w0[k]) for k in lora.KINDS)  # B = 0 at the start
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not any(n.endswith("original") for n in trainable)
+    assert {"tok_embed.weight", "blocks.0.mlp.0.weight", "blocks.1.attn.parametrizations.w_v.0.a"} <= trainable
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    tokens = torch.randint(0, 7, (4, 6))
+    for _ in range(3):
+        opt.zero_grad()
+        model.loss(tokens).backward()
+        opt.step()
+    for k in lora.KINDS:
+        delta = lora.fuse(model.attention_weights()[k] - w0[k])
+        assert delta.abs().max() > 0 and (torch.linalg.matrix_rank(delta) <= 2).all()
