@@ -31,25 +31,27 @@ class LMTask:
 
     def __init__(self, settings: LMSettings, seed: int):
         self.settings, self.seed = settings, int(seed)
-        self.name = f"gpt-{settings.corpus}-{settings.tokenizer}-d{settings.d_model}-seed{self.seed}"
+        # the tokenizer actually used (GPT-2's BPE falls back to bytes when it cannot load): it keys the results
+        self.tokenizer = text.tokenizer(settings.tokenizer)
+        self.name = f"gpt-{settings.corpus}-{self.tokenizer.name}-d{settings.d_model}-seed{self.seed}"
         self._train: text.TokenText | None = None
         self._eval: text.TokenText | None = None
 
     def config_dict(self) -> dict[str, Any]:
-        return {"kind": "gpt", **{k: getattr(self.settings, k) for k in RESULT_FIELDS}, "seed": self.seed}
+        return {"kind": "gpt", **{k: getattr(self.settings, k) for k in RESULT_FIELDS}, "tokenizer": self.tokenizer.name,
+                "seed": self.seed}
 
     def texts(self) -> tuple[text.TokenText, text.TokenText]:
         """The tokenized training and evaluation splits (loaded once)."""
         if self._train is None:
             s = self.settings
-            self._train = text.load_tokens(s.corpus, s.train_split, s.tokenizer)
-            self._eval = text.load_tokens(s.corpus, s.eval_split, s.tokenizer)
+            self._train = text.load_tokens(s.corpus, s.train_split, self.tokenizer.name)
+            self._eval = text.load_tokens(s.corpus, s.eval_split, self.tokenizer.name)
         return self._train, self._eval
 
     def model_config(self) -> GPTConfig:
         s = self.settings
-        vocab = text.tokenizer(s.tokenizer).vocab_size  # the BPE may fall back to bytes: ask the tokenizer
-        return GPTConfig(vocab_size=vocab, context=s.context, d_model=s.d_model, depth=s.depth, heads=s.heads,
+        return GPTConfig(vocab_size=self.tokenizer.vocab_size, context=s.context, d_model=s.d_model, depth=s.depth, heads=s.heads,
                          d_head=s.d_head, mlp_dim=s.mlp_dim, tied=s.tied)
 
     def build_model(self) -> torch.nn.Module:
