@@ -232,7 +232,10 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def results_config(task: Task, options: FitOptions, track_per_decade: int) -> dict[str, Any]:
-    """The dict the results key hashes: the task's config, tracking density, version, number-changing options."""
+    """The dict the results key hashes: the task's config, tracking density, version, number-changing options.
+
+    Pass ``options.resolved(device)``: "auto" precision and fused Adam are keyed as what they resolve to.
+    """
     return {"training_version": TRAINING_VERSION, "track_per_decade": track_per_decade,
             **task.config_dict(), **options.results_fields()}
 
@@ -273,7 +276,7 @@ def train_loop(task: Task, folder: Path, *, device: str | torch.device = "cpu",
     ranks = Ranks.current()
     folder = Path(folder)
     ckpt_path = folder / CHECKPOINT
-    cfg_dict = results.canonical(results_config(task, options, track_per_decade))
+    cfg_dict = results.canonical(results_config(task, opts, track_per_decade))
     total, warmup, base_lr = task.total_steps(), task.warmup_steps(), task.base_lr()
     spe = task.steps_per_epoch() if hasattr(task, "steps_per_epoch") else None
     track = set(tracking_steps(total, track_per_decade))
@@ -439,6 +442,7 @@ def fit(task: Task, *, root: Path | None = None, device: str | torch.device = "c
     other ranks ``None``.
     """
     device = resolve_device(str(device))
+    options = options.resolved(device)
     cfg = results_config(task, options, track_per_decade)
     found = results.find(task.name, cfg, None if root is None else [Path(root)])
     if found is not None:
@@ -622,7 +626,7 @@ def run(settings: ViTSettings, dataset: str, init_scale: float, seed: int, *, ro
     """The result of one ViT run: reused from disk when a matching one exists, else trained (resuming if killed)."""
     config = run_config(settings, dataset, init_scale, seed)
     device = resolve_device(settings.device)
-    options = fit_options(settings)
+    options = fit_options(settings).resolved(device)
     cfg = results_config(_ConfigOnly(config), options, config.track_per_decade)
     found = results.find(config.name, cfg, None if root is None else [Path(root)])
     if found is not None:

@@ -70,3 +70,11 @@ def test_deferred_check_still_names_the_first_bad_step(tmp_path):
         with pytest.raises(train.TrainingDiverged, match=r"the loss became nan at step 7 \(epoch 1\) of 12.*step 6\)"):
             _train(tmp_path, FAST)
     assert torch.load(tmp_path / train.CHECKPOINT, weights_only=True)["step"] == 6
+
+
+def test_auto_options_are_keyed_as_what_they_resolve_to():
+    auto = train.FitOptions(precision="auto")
+    assert auto.resolved(torch.device("cpu")).results_fields() == {}  # CPU: the plain fp32 loop, same keys
+    assert auto.resolved(torch.device("cuda")).results_fields() == {"precision": "bf16", "fused_adam": True}
+    with pytest.raises(ValueError, match="precision"):
+        train.FitOptions(precision="fp16").resolved(torch.device("cpu"))
