@@ -63,15 +63,20 @@ print(setting_line, f"| reference run: α = {a:g}, {reference.n_evals} solver ev
 # %%
 def perturbation_figure(experiments, title):
     """One panel per perturbation: teacher entries u_i v_i, perturbed (solid) vs unperturbed (dashed)."""
-    fig, axes = toy.white_figure(1, len(experiments), width=3.2, height=2.8, sharey=True)
-    for ax, exp in zip(axes[0], experiments):
+    fig, axes = toy.white_figure(2, len(experiments), width=3.2, height=2.6, sharey="row")
+    for col, exp in enumerate(experiments):
+        ax = axes[0, col]
         names = [net.coordinate_name(i) for i in teacher_idx]
         toy.plot_entries(ax, reference, teacher_idx, names, linestyle=":", legend=False)
         toy.plot_entries(ax, exp.perturbed, teacher_idx, names)
         toy.plot_entries(ax, exp.reference, teacher_idx, names, linestyle="--", legend=False)
         ax.set_xlim(exp.tau - 0.02, exp.reference.tau[-1] + 0.02)
         ax.set_title(f"perturbed at τ = {exp.tau:.3f}", fontsize=8)
+        gap = np.linalg.norm(exp.perturbed.beta - exp.reference.beta, axis=1)
+        axes[1, col].semilogy(exp.reference.tau, np.maximum(gap, 1e-16), color="k")
+        axes[1, col].set_xlabel("rescaled time t / log(1/α)")
     axes[0, 0].set_ylabel("u_i v_i (teacher coordinates)")
+    axes[1, 0].set_ylabel("‖u⊙v perturbed − unperturbed‖")
     axes[0, -1].legend(fontsize=6)
     fig.suptitle(f"{title}: {setting_line}", fontsize=8)
     fig.tight_layout()
