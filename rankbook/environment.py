@@ -14,7 +14,8 @@ LIBRARIES = ("torch", "torchvision", "numpy", "scipy", "matplotlib", "ipywidgets
              "papermill", "jupytext", "jupyter-book", "rankbook")
 #: modules that hold a part's ``PROFILES`` table, in the book's order
 PROFILE_TABLES = {"toy model (chapters 01-03)": "rankbook.toy",
-                  "vision transformer (chapters 04-05)": "rankbook.vit_profiles"}
+                  "vision transformer (chapters 04-05)": "rankbook.vit_profiles",
+                  "language model (chapters 06-07)": "rankbook.lm_profiles"}
 
 
 def library_versions() -> dict[str, str]:
