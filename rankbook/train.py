@@ -77,6 +77,24 @@ CHECKPOINT = "checkpoint.pt"
 TRAINING_VERSION = 1
 
 
+class CorruptCheckpoint(RuntimeError):
+    """A checkpoint file that cannot be read back (truncated or damaged outside rankbook)."""
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` (no arbitrary unpickling); a damaged file is a clear error."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated zip, bad pickle, foreign objects: all mean the same to the user
+        raise CorruptCheckpoint(
+            f"checkpoint {path} is corrupt or truncated and cannot be resumed from ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). Delete it to train this run from the start."
+        ) from exc
+    if not isinstance(ckpt, dict) or "config" not in ckpt:
+        raise CorruptCheckpoint(f"{path} is not a rankbook checkpoint. Delete it to train this run from the start.")
+    return ckpt
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
@@ -288,7 +306,7 @@ def train_loop(task: Task, folder: Path, *, device: str | torch.device = "cpu",
     state = {"step": 0, "records": [], "loss_sum": 0.0, "loss_count": 0, "wall_s": 0.0,
              "initial": {k: v.clone() for k, v in model.attention_weights().items()}}
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        ckpt = load_checkpoint(ckpt_path, device)
         if ckpt["config"] != cfg_dict:
             raise results.ResultMismatchError(f"{ckpt_path} belongs to a different config; remove it to start over")
         model.load_state_dict(ckpt["model"])

@@ -32,6 +32,35 @@ def _different_config(tmp_path, monkeypatch):
     return results.save(folder, {"lr": 1e-3}, {"x": np.ones(2)}, wall_s=0.0, device="cpu")
 
 
+def _truncated_checkpoint(tmp_path, monkeypatch):
+    import torch
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"config": {"lr": 1.0}, "model": {"w": torch.zeros(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:300])
+    return train.load_checkpoint(path)
+
+
+def _foreign_checkpoint(tmp_path, monkeypatch):
+    import torch
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save([1, 2, 3], path)
+    return train.load_checkpoint(path)
+
+
+def _pickled_object_checkpoint(tmp_path, monkeypatch):
+    import pickle
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(pickle.dumps({"config": {}, "model": _Payload()}))
+    return train.load_checkpoint(path)
+
+
+class _Payload:  # an arbitrary object: weights_only loading must refuse to unpickle it
+    pass
+
+
 BAD_INPUTS = [
     ("unknown profile", lambda *_: profiles.resolve("nonsense"),
      profiles.ProfileError, r"unknown profile 'nonsense'.*valid profiles: fast, paper"),
@@ -77,6 +106,12 @@ BAD_INPUTS = [
      ValueError, r"subset size must be positive"),
     ("results folder of a different config", _different_config,
      results.ResultMismatchError, r"already holds a result of a different config; refusing to overwrite"),
+    ("truncated checkpoint", _truncated_checkpoint,
+     train.CorruptCheckpoint, r"checkpoint .*checkpoint.pt is corrupt or truncated.*Delete it to train this run"),
+    ("checkpoint of something else", _foreign_checkpoint,
+     train.CorruptCheckpoint, r"is not a rankbook checkpoint"),
+    ("checkpoint holding an arbitrary pickled object", _pickled_object_checkpoint,
+     train.CorruptCheckpoint, r"corrupt or truncated"),
     ("unknown notebook name", lambda *_: runner.select(["99_nope"]),
      runner.RunnerError, r"unknown notebook '99_nope'; valid notebooks: 00_setup"),
 ]
