@@ -184,7 +184,7 @@ def load_trained(task: Any, result: results.Result) -> tuple[nn.Module, dict[str
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: the result at {result.path} keeps spectra only, and its final "
                                 f"weights were in that checkpoint. Remove the folder to train the run again.")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = train.load_checkpoint(path)  # a clear error for a truncated or foreign file
     if ckpt["config"] != result.config or ckpt["step"] != task.total_steps():
         raise results.ResultMismatchError(f"{path} is not the final checkpoint of {result.path.name} "
                                           f"(step {ckpt['step']} of {task.total_steps()})")
