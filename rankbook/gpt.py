@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .vit import Attention
+
 INIT_STD = 0.02
 
 
@@ -57,41 +59,19 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.tied must be True or False, got {self.tied!r}")
 
 
-class CausalAttention(nn.Module):
-    """Causal multi-head self-attention with the paper's per-head matrices, unfused."""
+class CausalAttention(Attention):
+    """The ViT's attention with a causal mask and GPT-2's initialization."""
 
     def __init__(self, d_model: int, heads: int, d_head: int, depth: int):
-        super().__init__()
-        self.heads, self.d_head = heads, d_head
-        self.w_q = nn.Parameter(torch.empty(heads, d_model, d_head))
-        self.w_k = nn.Parameter(torch.empty(heads, d_model, d_head))
-        self.w_v = nn.Parameter(torch.empty(heads, d_model, d_head))
-        self.w_o = nn.Parameter(torch.empty(heads, d_model, d_head))
-        self.b_o = nn.Parameter(torch.zeros(d_model))
+        self._depth = depth  # read by reset_parameters, which the base constructor calls
+        super().__init__(d_model, heads, d_head, causal=True)
+
+    def reset_parameters(self) -> None:
         with torch.no_grad():
             for w in (self.w_q, self.w_k, self.w_v):
                 nn.init.normal_(w, std=INIT_STD)
-            nn.init.normal_(self.w_o, std=INIT_STD / math.sqrt(2 * depth))
-
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-head queries, keys, values ``[batch, heads, tokens, d_head]`` of tokens ``x``."""
-        q = torch.einsum("bnd,hde->bhne", x, self.w_q)
-        k = torch.einsum("bnd,hde->bhne", x, self.w_k)
-        v = torch.einsum("bnd,hde->bhne", x, self.w_v)
-        return q, k, v
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Causally masked scores ``[batch, heads, query, key]`` (-inf above the diagonal); forward uses SDPA."""
-        q, k, _ = self.project(x)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
-        n = x.shape[1]
-        future = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
-        return scores.masked_fill(future, -math.inf)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = self.project(x)
-        heads_out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # scale 1/sqrt(d_head)
-        return torch.einsum("bhne,hde->bnd", heads_out, self.w_o) + self.b_o
+            nn.init.normal_(self.w_o, std=INIT_STD / math.sqrt(2 * self._depth))
+            nn.init.zeros_(self.b_o)
 
 
 class Block(nn.Module):

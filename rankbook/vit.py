@@ -76,11 +76,14 @@ class ViTConfig:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention whose per-head weights are the paper's matrices, unfused."""
+    """Multi-head self-attention whose per-head weights are the paper's matrices, unfused.
 
-    def __init__(self, d_model: int, heads: int, d_head: int):
+    Shared by the ViT and the GPT (``causal=True``); subclasses choose the initialization.
+    """
+
+    def __init__(self, d_model: int, heads: int, d_head: int, causal: bool = False):
         super().__init__()
-        self.heads, self.d_head = heads, d_head
+        self.heads, self.d_head, self.causal = heads, d_head, causal
         self.w_q = nn.Parameter(torch.empty(heads, d_model, d_head))
         self.w_k = nn.Parameter(torch.empty(heads, d_model, d_head))
         self.w_v = nn.Parameter(torch.empty(heads, d_model, d_head))
@@ -89,6 +92,7 @@ class Attention(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """PyTorch's default for the fused Linear layers these weights replace."""
         d_model = self.w_q.shape[1]
         bound_in = 1 / math.sqrt(d_model)  # fan_in of the fused Q/K/V Linear
         bound_out = 1 / math.sqrt(self.heads * self.d_head)  # fan_in of the fused output Linear
@@ -105,13 +109,21 @@ class Attention(nn.Module):
         return q, k, v
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Pre-softmax attention scores ``[batch, heads, query, key]`` (for inspection; forward uses SDPA)."""
+        """Pre-softmax scores ``[batch, heads, query, key]``, -inf above the diagonal when causal.
+
+        For inspection and tests; forward uses SDPA.
+        """
         q, k, _ = self.project(x)
-        return q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
+        if self.causal:
+            n = x.shape[1]
+            future = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(future, -math.inf)
+        return scores
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.project(x)
-        heads_out = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(d_head), no dropout
+        heads_out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # scale 1/sqrt(d_head)
         return torch.einsum("bhne,hde->bnd", heads_out, self.w_o) + self.b_o
 
 
