@@ -8,7 +8,10 @@
    adaptive solver (RK45) at α = 1e-4 and 1e-32, same rescaled horizon.
 3. Cost of one evaluation: hand-derived gradient vs torch autograd (diagonal and full head).
 
-Usage: python benchmarks/toy_solver.py [--out PATH] [--n-samples N] [--target REL]
+--quick (default without CUDA): 50 training sequences, about a minute on two CPU cores;
+--full: the paper's 1000 (GD then needs ~55k steps: minutes).
+
+Usage: python benchmarks/toy_solver.py [--quick|--full] [--out PATH] [--n-samples N] [--target REL]
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from rankbook import atomic, flow, paths, profiles, toy
+from rankbook import atomic, benchmarking, flow, profiles, toy
 from rankbook.diagonal import single_thread_blas
 
 HORIZON_TAU = 0.9  # all of the toy teacher's stages end before τ ≈ 0.8 (see chapter 01)
@@ -125,12 +128,14 @@ def evaluation_cost(settings, repeats: int = 30) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(paths.build_root() / "benchmarks" / "toy_solver.json"))
-    parser.add_argument("--n-samples", type=int, default=200)
+    parser = benchmarking.parser("toy_solver", __doc__)
+    parser.add_argument("--n-samples", type=int, default=None,
+                        help="training sequences (default: 50 with --quick, the paper's 1000 with --full)")
     parser.add_argument("--target", type=float, default=1e-3, help="max relative stage-time error to reach")
     parser.add_argument("--n-record", type=int, default=3000, help="recorded points (stage-time resolution)")
     args = parser.parse_args(argv)
+    _, quick = benchmarking.resolve(args)  # the toy solvers run on the CPU whatever the device
+    args.n_samples = args.n_samples or (50 if quick else 1000)
     settings = profiles.select(toy.PROFILES, "fast", n_samples=args.n_samples)
     net = toy.diagonal_head(settings)
     print(f"toy head: {toy.describe(settings, 'fast')}")
@@ -151,7 +156,7 @@ def main(argv=None) -> dict:
     print(f"   diagonal: hand {cost['diagonal_hand_ms']:.2f} ms, autograd {cost['diagonal_autograd_ms']:.2f} ms "
           f"({cost['diagonal_speedup']:.1f}×); full: hand {cost['full_hand_ms']:.2f} ms, autograd "
           f"{cost['full_autograd_ms']:.2f} ms ({cost['full_speedup']:.1f}×)")
-    result = {"settings": settings.as_dict(), "accuracy_race": race, "cost_against_alpha": by_alpha,
+    result = {"mode": "quick" if quick else "full", "settings": settings.as_dict(), "accuracy_race": race, "cost_against_alpha": by_alpha,
               "evaluation_cost_ms": cost}
     atomic.write_json(args.out, result)
     print(f"wrote {args.out}")
