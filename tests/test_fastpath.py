@@ -22,12 +22,7 @@ from test_train import TEST, TINY, TRAIN  # tests/ is on sys.path under pytest
 FAST = train.FitOptions(precision="bf16", sync_every_step=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _train(folder, options, **kw):

@@ -30,13 +30,7 @@ def _synthetic(n, seed):
 TRAIN, TEST = _synthetic(36, 0), _synthetic(12, 1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one thread avoids OpenMP spin-waiting (10-100x slowdowns)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _train(folder, **kw):
