@@ -117,6 +117,11 @@ def execute(source: Path, profile: str, parameters: dict | None = None, progress
         tail = _strip_ansi("\n".join(exc.traceback[-8:])) if exc.traceback else ""
         return Outcome(source.stem, "failed", wall, failed,
                        f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n{tail}")
+    except Exception as exc:  # a cell timeout or a dead kernel: still a row in the table, not a crash
+        wall = time.perf_counter() - start
+        if staged.exists():
+            staged.replace(failed)
+        return Outcome(source.stem, "failed", wall, failed, f"{type(exc).__name__}: {exc}")
     finally:
         if env_before is None:
             os.environ.pop(profiles.ENV_VAR, None)

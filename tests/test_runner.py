@@ -57,3 +57,12 @@ def test_module_entry_point_exits_nonzero_for_unknown_profile():
     proc = subprocess.run([sys.executable, "-m", "rankbook", "run", "--profile", "nonsense"],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "valid profiles: fast, paper" in proc.stderr
+
+
+def test_cell_timeout_is_a_failed_row_not_a_crash(book, monkeypatch):
+    monkeypatch.setitem(runner.CELL_TIMEOUT_S, "fast", 2)
+    src = book / "03_slow.py"
+    src.write_text(HEADER + "# %%\nimport time\ntime.sleep(30)\n")
+    outcome = runner.execute(src, "fast", progress=False)
+    assert outcome.status == "failed" and "Timeout" in outcome.error
+    assert outcome.output.name == "03_slow.failed.ipynb" and outcome.output.exists()
