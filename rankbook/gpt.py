@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .vit import Attention
+from .vit import Attention, require_positive_ints
 
 INIT_STD = 0.02
 
@@ -51,10 +51,7 @@ class GPTConfig:
     tied: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "context", "d_model", "depth", "heads", "d_head", "mlp_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("vocab_size", "context", "d_model", "depth", "heads", "d_head", "mlp_dim"))
         if not isinstance(self.tied, bool):
             raise ValueError(f"GPTConfig.tied must be True or False, got {self.tied!r}")
 

@@ -43,6 +43,14 @@ from torch import nn
 TOKEN_MAPPER = ("patch_embed.", "cls_token", "pos_embed")
 
 
+def require_positive_ints(config: object, names: tuple[str, ...]) -> None:
+    """Raise a ValueError naming the first field of ``config`` that is not a positive int (bools excluded)."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{type(config).__name__}.{name} must be a positive integer, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ViTConfig:
     """Shape of a :class:`ViT`; the defaults are the paper's CIFAR model."""
@@ -59,11 +67,8 @@ class ViTConfig:
     init_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("image_size", "patch_size", "in_channels", "num_classes", "d_model", "depth",
-                     "heads", "d_head", "mlp_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"ViTConfig.{name} must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("image_size", "patch_size", "in_channels", "num_classes", "d_model",
+                                     "depth", "heads", "d_head", "mlp_dim"))
         if self.image_size % self.patch_size:
             raise ValueError(f"patch_size={self.patch_size} does not divide image_size={self.image_size}: "
                              f"choose a patch size among {[p for p in range(1, self.image_size + 1) if self.image_size % p == 0]}")
