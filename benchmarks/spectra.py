@@ -6,7 +6,7 @@ W_K W_Q^T is 512×512 of rank ≤ 128 and Δ is 512×512 of rank ≤ 256
 2 CPU cores; the tracker time is then scaled to 6 layers; --full, the default
 with CUDA: all 6 layers, best of 3). Both
 methods run in the same process on the same weights, in float64 (the dtype
-rankbook.spectra computes in), side by side (alternating, best of N); the ratio is dense / factored.
+rankbook.analysis.spectra computes in), side by side (alternating, best of N); the ratio is dense / factored.
 Prints a table and writes the figures to --out (JSON, atomically).
 
     .venv/bin/python benchmarks/spectra.py [--quick|--full] [--repeats N] [--device cpu] [--out PATH]
@@ -22,7 +22,9 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
-from rankbook import atomic, benchmarking, spectra  # noqa: E402
+from rankbook.store import atomic  # noqa: E402
+from rankbook.book import benchmarking
+from rankbook.analysis import spectra
 
 LAYERS, HEADS, D_MODEL, D_HEAD = 6, 8, 512, 128
 

@@ -22,8 +22,12 @@ import time
 import numpy as np
 import torch
 
-from rankbook import atomic, benchmarking, flow, profiles, toy
-from rankbook.diagonal import single_thread_blas
+from rankbook.store import atomic
+from rankbook.book import benchmarking
+from rankbook.theory import flow
+from rankbook.settings import profiles
+from rankbook.theory import toy
+from rankbook.theory.diagonal import single_thread_blas
 
 HORIZON_TAU = 0.9  # all of the toy teacher's stages end before τ ≈ 0.8 (see chapter 01)
 

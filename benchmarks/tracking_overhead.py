@@ -6,7 +6,7 @@ training device) and evaluates the test set. Its overhead over a whole run
 is ``points × t_point / (epochs × t_epoch)``, with the paper's schedule:
 CIFAR-10's 50,000 training images in batches of 512 for 500 epochs (97
 steps per epoch, 48,500 steps), 6 tracking points per decade (the number of
-points follows from rankbook.train.tracking_steps). Target: < 2% for the
+points follows from rankbook.training.loop.tracking_steps). Target: < 2% for the
 spectra. Shapes are the paper's ViT (6 layers × 8 heads of 128, width 512);
 images are synthetic (throughput does not depend on pixel values).
 
@@ -27,8 +27,12 @@ import platform  # noqa: E402
 
 import torch  # noqa: E402
 
-from rankbook import atomic, benchmarking, data, spectra, train  # noqa: E402
-from rankbook.vit import ViTConfig  # noqa: E402
+from rankbook.store import atomic  # noqa: E402
+from rankbook.book import benchmarking
+from rankbook.data import images as data
+from rankbook.analysis import spectra
+from rankbook.training import loop as train
+from rankbook.models.vit import ViTConfig  # noqa: E402
 
 PAPER_TRAIN, PAPER_TEST, PAPER_BATCH, PAPER_EPOCHS, PER_DECADE = 50_000, 10_000, 512, 500, 6
 

@@ -1,6 +1,6 @@
 """ViT training throughput (images/s) and model FLOP utilization: the fast path vs a plain PyTorch path.
 
-Fast path (what rankbook.train runs): the training split as one uint8
+Fast path (what rankbook.training.loop runs): the training split as one uint8
 tensor on the device, batches gathered by index and augmented there (random
 crop + flip), bf16 autocast where the device has it (CUDA; fp32 on CPU unless
 --precision bf16), fused Adam on CUDA, no host sync per step, optional
@@ -10,7 +10,7 @@ Normalize) through a DataLoader, fp32, default Adam, ``loss.item()`` every
 step. Same model, batch and optimizer settings; the two are timed in
 alternating chunks (best chunk of each), so load drifts hit both alike.
 
-FLOPs are counted analytically (rankbook.benchmarking.vit_train_flops_per_image);
+FLOPs are counted analytically (rankbook.book.benchmarking.vit_train_flops_per_image);
 the peak is the data-sheet value on GPUs and an assumed one on CPUs (printed).
 --quick (default without CUDA): the fast profile's narrow ViT, batch 128, on
 a 5,000-image subset. --full (default with CUDA): the paper's ViT, batch 512,
@@ -30,8 +30,11 @@ import platform  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from rankbook import atomic, benchmarking, data, train  # noqa: E402
-from rankbook.vit import ViT, ViTConfig  # noqa: E402
+from rankbook.store import atomic  # noqa: E402
+from rankbook.book import benchmarking
+from rankbook.data import images as data
+from rankbook.training import loop as train
+from rankbook.models.vit import ViT, ViTConfig  # noqa: E402
 
 
 def plain_loader(batch: int, workers: int, mean: torch.Tensor, std: torch.Tensor, subset: int | None):
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     task = train.ViTTask(config, train_data, train_data)
     options = train.FitOptions(precision=precision, compile=args.compile).resolved(device)
 
-    # fast path: the step of rankbook.train.train_loop
+    # fast path: the step of rankbook.training.loop.train_loop
     fast_model = task.build_model().to(device)
     fast_opt = torch.optim.Adam(fast_model.parameters(), lr=1e-4, **({"fused": True} if options.fused_adam else {}))
     forward = torch.compile(fast_model) if args.compile else fast_model

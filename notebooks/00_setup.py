@@ -31,7 +31,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/rankbook/rankbook"])
 
 # %%
-from rankbook import environment, profiles
+from rankbook.book import environment
+from rankbook.settings import profiles
 
 profile = profiles.resolve(profile)
 print(f"active profile: {profile}")

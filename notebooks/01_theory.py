@@ -27,7 +27,7 @@
 # (eq. 4). Our loss is L = mean over samples of ½‖f(X) − Y‖², the squared norm
 # summed over all tokens and dimensions; time is reported as rescaled time
 # τ = t / log(1/α), in which the theory's stage times T_k do not depend on α.
-# The data and teacher are those of the toy chapter (02), described in `rankbook.toy`.
+# The data and teacher are those of the toy chapter (02), described in `rankbook.theory.toy`.
 
 # %% tags=["parameters"]
 profile: str = ""  # "fast" (CPU, minutes) or "paper" (GPU, the paper's settings); empty: $RANKBOOK_PROFILE, else "fast"
@@ -44,7 +44,14 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
 import numpy as np
 from IPython.display import Markdown, display
 
-from rankbook import atomic, diagonal, flow, incremental, paths, profiles, tables, toy
+from rankbook.store import atomic
+from rankbook.theory import diagonal
+from rankbook.theory import flow
+from rankbook.theory import algorithm1 as incremental
+from rankbook.store import paths
+from rankbook.settings import profiles
+from rankbook.figures import tables
+from rankbook.theory import toy
 
 profile = profiles.resolve(profile)
 settings = profiles.select(toy.PROFILES, profile, theory_alphas=alphas, seed=seed)

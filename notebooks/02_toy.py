@@ -19,12 +19,12 @@
 # One self-attention head softmax(X W_K W_Q^T X^T) X W_V W_O^T learns from a
 # teacher head of the same form: isotropic Gaussian sequences of 10 tokens in
 # R^50, MSE loss, initialization θ(0) = α θ_0. The teacher has diagonal weights
-# with a handful of nonzero entries of distinct sizes (see `rankbook.toy` for
+# with a handful of nonzero entries of distinct sizes (see `rankbook.theory.toy` for
 # why), so the theory predicts one plateau per teacher coordinate.
 #
 # We integrate the gradient flow itself (the object of the theory) with an
 # adaptive solver in log-coordinates (see the Performance notes in
-# `rankbook.flow`), then compare with gradient descent at a small and a large
+# `rankbook.theory.flow`), then compare with gradient descent at a small and a large
 # learning rate, SGD and Adam.
 
 # %% tags=["parameters"]
@@ -42,7 +42,13 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
 import numpy as np
 from IPython.display import Markdown, display
 
-from rankbook import atomic, flow, incremental, paths, profiles, tables, toy
+from rankbook.store import atomic
+from rankbook.theory import flow
+from rankbook.theory import algorithm1 as incremental
+from rankbook.store import paths
+from rankbook.settings import profiles
+from rankbook.figures import tables
+from rankbook.theory import toy
 
 profile = profiles.resolve(profile)
 settings = profiles.select(toy.PROFILES, profile, alphas=alphas, seed=seed)

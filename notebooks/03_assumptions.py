@@ -47,7 +47,12 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
 import numpy as np
 from IPython.display import Markdown, display
 
-from rankbook import atomic, flow, paths, profiles, tables, toy
+from rankbook.store import atomic
+from rankbook.theory import flow
+from rankbook.store import paths
+from rankbook.settings import profiles
+from rankbook.figures import tables
+from rankbook.theory import toy
 
 profile = profiles.resolve(profile)
 settings = profiles.select(toy.PROFILES, profile, perturb_alpha=alpha, seed=seed)

@@ -30,7 +30,7 @@
 # This chapter trains that model (or reuses a stored run with the same
 # settings) and draws these figures. Each head's $W_Q, W_K, W_V, W_O$ are
 # explicit tensors of the model, so the matrices below are exactly the paper's;
-# singular values come from the thin factors (see `rankbook.spectra`).
+# singular values come from the thin factors (see `rankbook.analysis.spectra`).
 # The `fast` profile uses a narrower model on 5,000 CIFAR-10 images for a few
 # hundred iterations, so its numbers are not the paper's; the `paper` profile
 # uses the paper's settings and wants a GPU.
@@ -52,8 +52,12 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
 import numpy as np
 from IPython.display import Markdown, display
 
-from rankbook import atomic, paths, plots, profiles, train
-from rankbook.vit_profiles import PROFILES
+from rankbook.store import atomic
+from rankbook.store import paths
+from rankbook.figures import spectra as plots
+from rankbook.settings import profiles
+from rankbook.training import loop as train
+from rankbook.settings.vit import PROFILES
 
 profile = profiles.resolve(profile)
 settings = profiles.select(PROFILES, profile, epochs=epochs, train_subset=train_subset, lr=lr,
@@ -166,7 +170,7 @@ print(f"key numbers written to {out}")
 # slider and buttons).
 
 # %%
-from rankbook import explorer  # noqa: E402
+from rankbook.figures import explorer  # noqa: E402
 
 first_run = next(iter(runs.values()))[0]
 explorer.spectra_explorer(first_run, profile)

@@ -29,7 +29,7 @@
 #
 # The paper does not list its scale values; the profiles sweep 1, 0.3 and
 # 0.1 (at 0.01 the fast run never left its initial plateau: the gradients of
-# $W_Q, W_K$ start far below Adam's $\epsilon$; see `rankbook.vit_profiles`).
+# $W_Q, W_K$ start far below Adam's $\epsilon$; see `rankbook.settings.vit`).
 # The default-scale run is the one of chapter 04, reused from disk.
 
 # %% tags=["parameters"]
@@ -50,9 +50,13 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
 import numpy as np
 from IPython.display import Markdown, display
 
-from rankbook import atomic, paths, plots, profiles, train
-from rankbook.tables import Table
-from rankbook.vit_profiles import PROFILES
+from rankbook.store import atomic
+from rankbook.store import paths
+from rankbook.figures import spectra as plots
+from rankbook.settings import profiles
+from rankbook.training import loop as train
+from rankbook.figures.tables import Table
+from rankbook.settings.vit import PROFILES
 
 profile = profiles.resolve(profile)
 settings = profiles.select(PROFILES, profile, epochs=epochs, train_subset=train_subset, lr=lr,

@@ -25,11 +25,11 @@
 # $\Delta W_V W_O^\top$ evolve through training, and how do the spectra of
 # $\Delta$ compare with those of the products at initialization?
 #
-# The model (`rankbook.gpt`) is GPT-2 (pre-norm, learned positions, GELU MLP,
+# The model (`rankbook.models.gpt`) is GPT-2 (pre-norm, learned positions, GELU MLP,
 # tied embeddings, GPT-2's initialization) with each head's
 # $W_Q, W_K, W_V, W_O$ held as explicit tensors and no Q/K/V biases, so the
 # attention logits are exactly $X W_Q W_K^\top X^\top$. The training loop,
-# tracker and results store are the ViT chapters' (`rankbook.train`).
+# tracker and results store are the ViT chapters' (`rankbook.training.loop`).
 #
 # Data. The `paper` profile is GPT-2 small (12 layers, 12 heads, width 768,
 # context 1024) on WikiText-103 with GPT-2's BPE, downloaded when online.
@@ -55,8 +55,13 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
 import numpy as np
 from IPython.display import Markdown, display
 
-from rankbook import atomic, lm, lm_plots, paths, plots, profiles
-from rankbook.lm_profiles import PROFILES
+from rankbook.store import atomic
+from rankbook.training import lm
+from rankbook.figures import lm as lm_plots
+from rankbook.store import paths
+from rankbook.figures import spectra as plots
+from rankbook.settings import profiles
+from rankbook.settings.lm import PROFILES
 
 profile = profiles.resolve(profile)
 settings = profiles.select(PROFILES, profile, steps=steps, lr=lr, tokenizer=tokenizer or None)

@@ -33,7 +33,7 @@
 # The null replaces $[\Delta]_r$ by a random rank-$r$ matrix of the same
 # Frobenius norm. Rank 0 is the attention at initialization (the rest
 # trained); the marked ranks are the smallest swept $r$ that recover 95% and
-# 99% of the gap between rank 0 and the trained model (`rankbook.lora`).
+# 99% of the gap between rank 0 and the trained model (`rankbook.analysis.lora`).
 
 # %% tags=["parameters"]
 profile: str = ""  # "fast" (CPU, minutes) or "paper" (GPU, the paper's settings); empty: $RANKBOOK_PROFILE, else "fast"
@@ -52,8 +52,16 @@ import time
 import torch
 from IPython.display import Markdown, display
 
-from rankbook import atomic, lm, lm_plots, lora, paths, plots, profiles, train
-from rankbook import lm_profiles, vit_profiles
+from rankbook.store import atomic
+from rankbook.training import lm
+from rankbook.figures import lm as lm_plots
+from rankbook.analysis import lora
+from rankbook.store import paths
+from rankbook.figures import spectra as plots
+from rankbook.settings import profiles
+from rankbook.training import loop as train
+from rankbook.settings import lm as lm_profiles
+from rankbook.settings import vit as vit_profiles
 
 profile = profiles.resolve(profile)
 vit_settings = profiles.select(vit_profiles.PROFILES, profile)
@@ -133,7 +141,7 @@ display(Markdown(describe_sweep("ViT", "test accuracy", lambda x: f"{x:.3f}") + 
 # schedule, but every attention matrix is frozen at $W_0$ and learns only
 # through a rank-$r$ adapter $W_0 + BA$ ($B = 0$ at the start, as in LoRA);
 # embeddings, MLPs and LayerNorms train fully, as they kept their full update
-# in the sweep (`rankbook.lm.LoRATask`).
+# in the sweep (`rankbook.training.lm.LoRATask`).
 
 # %%
 adapters = {r: lm.run_lora(lm_settings, lm_settings.seeds[0], r) for r in lm_settings.lora_ranks}

@@ -36,7 +36,9 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/rankbook/rankbook"])
 
 # %%
-from rankbook import paths, performance, profiles
+from rankbook.store import paths
+from rankbook.book import performance
+from rankbook.settings import profiles
 
 profile = profiles.resolve(profile)
 out = paths.output_dir(profile, "90_performance")
@@ -60,7 +62,7 @@ performance.figures_table(reports)
 #
 # **ViT throughput** (`benchmarks/vit_throughput.py`). Training images per
 # second of the same ViT, batch and optimizer on two paths. The *fast path*
-# is what `rankbook.train` runs: the training split held as one uint8 tensor
+# is what `rankbook.training.loop` runs: the training split held as one uint8 tensor
 # on the device, batches gathered by index and augmented there (random crop
 # and flip), bf16 autocast on GPUs, fused Adam on CUDA, no host sync per
 # step (losses summed on the device and read at tracking points), optionally
@@ -86,7 +88,7 @@ performance.figures_table(reports)
 #
 # **Factored vs dense spectra** (`benchmarks/spectra.py`). Singular values
 # of the $512\times512$ per-head products from their thin factors
-# (`rankbook.spectra`) against a dense SVD of the formed product, in float64,
+# (`rankbook.analysis.spectra`) against a dense SVD of the formed product, in float64,
 # with the largest relative disagreement; and the bound on any exact
 # factored method for $\Delta$ (rank up to $2 d_h$).
 #

@@ -9,7 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rankbook import data, profiles, results, runner, toy, train, vit, vit_profiles
+from rankbook.data import images as data
+from rankbook.settings import profiles
+from rankbook.store import results
+from rankbook.book import runner
+from rankbook.theory import toy
+from rankbook.training import loop as train
+from rankbook.models import vit
+from rankbook.settings import vit as vit_profiles
 
 
 def _select_vit(**overrides):

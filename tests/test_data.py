@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rankbook import data
+from rankbook.data import images as data
 
 CLASSES = ["cat", "dog", "frog"]
 

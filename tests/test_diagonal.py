@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from rankbook import diagonal
+from rankbook.theory import diagonal
 
 
 def _head_data(seed=0, n=6, tokens=4, dim=5):

@@ -14,7 +14,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from rankbook import distributed, train
+from rankbook.training import distributed
+from rankbook.training import loop as train
 from test_train import TEST, TINY, TRAIN  # tests/ is on sys.path under pytest
 
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from rankbook import explorer
-from rankbook.results import Result
+from rankbook.figures import explorer
+from rankbook.store.results import Result
 
 
 @pytest.fixture

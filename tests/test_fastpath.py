@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from rankbook import train
+from rankbook.training import loop as train
 from test_train import TEST, TINY, TRAIN  # tests/ is on sys.path under pytest
 
 FAST = train.FitOptions(precision="bf16", sync_every_step=False)

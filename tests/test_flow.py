@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from rankbook import diagonal, flow
+from rankbook.theory import diagonal
+from rankbook.theory import flow
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,8 @@ def test_activation_times_interpolate_in_log_scale():
 
 def test_log_flow_on_toy_head_at_tiny_alpha_learns_every_teacher_coordinate():
     """At α = 1e-32 the solver must neither step over a stage nor return NaNs (LSODA once did, silently)."""
-    from rankbook import profiles, toy
+    from rankbook.settings import profiles
+    from rankbook.theory import toy
 
     settings = profiles.select(toy.PROFILES, "fast", n_samples=30)
     net, alpha = toy.diagonal_head(settings), 1e-32

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from rankbook import spectra
-from rankbook.gpt import GPT, GPTConfig, parameter_count
+from rankbook.analysis import spectra
+from rankbook.models.gpt import GPT, GPTConfig, parameter_count
 
 SMALL = GPTConfig(vocab_size=11, context=9, d_model=12, depth=2, heads=3, d_head=5, mlp_dim=16)
 

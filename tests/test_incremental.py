@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
-from rankbook import diagonal, flow, incremental
+from rankbook.theory import diagonal
+from rankbook.theory import flow
+from rankbook.theory import algorithm1 as incremental
 
 
 def _orthogonal_design(n, p, seed=0):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from rankbook import lora
-from rankbook.gpt import GPT, GPTConfig
+from rankbook.analysis import lora
+from rankbook.models.gpt import GPT, GPTConfig
 
 
 def test_fuse_puts_heads_side_by_side_and_unfuses():
@@ -81,7 +81,8 @@ def test_rank_sweep_on_a_small_gpt_restores_weights_and_ends_at_the_trained_loss
 
 
 def test_lm_task_trains_through_the_generic_loop_and_its_final_weights_reload(tmp_path, monkeypatch):
-    from rankbook import lm, lm_profiles
+    from rankbook.training import lm
+    from rankbook.settings import lm as lm_profiles
 
     (tmp_path / "data" / "wikitext-2").mkdir(parents=True)
     for split in ("valid", "test"):

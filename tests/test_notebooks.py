@@ -6,7 +6,8 @@ import papermill
 import pytest
 import yaml
 
-from rankbook import paths, runner
+from rankbook.store import paths
+from rankbook.book import runner
 
 SOURCES = runner.available()
 

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from rankbook import profiles
+from rankbook.settings import profiles
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from rankbook import results
+from rankbook.store import results
 
 CONFIG = {"kind": "vit", "d_model": 8, "init_scales": (1.0, 0.1), "lr": 1e-3}
 

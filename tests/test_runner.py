@@ -5,7 +5,9 @@ import sys
 import nbformat
 import pytest
 
-from rankbook import cli, paths, runner
+from rankbook.book import cli
+from rankbook.store import paths
+from rankbook.book import runner
 
 HEADER = '''# %% tags=["parameters"]
 profile: str = ""

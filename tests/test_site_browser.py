@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from rankbook import paths, site
+from rankbook.store import paths
+from rankbook.book import site
 
 PROFILE = os.environ.get("RANKBOOK_SITE_PROFILE", "fast")
 HTML = site.html_dir(PROFILE)

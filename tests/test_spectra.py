@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from rankbook import spectra
+from rankbook.analysis import spectra
 
 
 def _dense(a):

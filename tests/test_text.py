@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from rankbook import lm_profiles, profiles, text
+from rankbook.settings import lm as lm_profiles
+from rankbook.settings import profiles
+from rankbook.data import text
 
 SAMPLE = " = Valkyria Chronicles III = \n\n Senjō no Valkyria 3 is a tactical role @-@ playing game . \n" * 40
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from rankbook import profiles, toy
+from rankbook.settings import profiles
+from rankbook.theory import toy
 
 
 def _small(**kw):

@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from rankbook import data, profiles, results, train
-from rankbook.vit_profiles import PROFILES
+from rankbook.data import images as data
+from rankbook.settings import profiles
+from rankbook.store import results
+from rankbook.training import loop as train
+from rankbook.settings.vit import PROFILES
 
 TINY = train.RunConfig(dataset="cifar10", train_subset=0, test_subset=0, data_seed=0, image_size=8, patch_size=4,
                        d_model=8, depth=2, heads=2, d_head=4, mlp_dim=8, epochs=3, warmup_epochs=1, batch_size=8,
@@ -90,7 +93,8 @@ def test_resume_after_sigkill(tmp_path):
     torch.save({"train": TRAIN.__dict__, "test": TEST.__dict__}, tmp_path / "data.pt")
     script = textwrap.dedent(f"""
         import os, signal, torch
-        from rankbook import data, train
+        from rankbook.data import images as data
+        from rankbook.training import loop as train
         from tests.test_train import TINY
         d = torch.load({str(tmp_path / 'data.pt')!r}, weights_only=True)
         def kill(step):
@@ -152,7 +156,7 @@ def test_every_figure_renders_from_a_tiny_run(tmp_path, monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
-    from rankbook import plots
+    from rankbook.figures import spectra as plots
 
     settings = profiles.select(PROFILES, "fast", d_model=8, depth=6, heads=2, d_head=4, mlp_dim=8, epochs=1,
                                warmup_epochs=0, batch_size=8, image_size=8, patch_size=4)

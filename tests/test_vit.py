@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from rankbook import spectra
-from rankbook.vit import ViT, ViTConfig, is_token_mapper
+from rankbook.analysis import spectra
+from rankbook.models.vit import ViT, ViTConfig, is_token_mapper
 
 SMALL = ViTConfig(image_size=8, patch_size=4, num_classes=3, d_model=12, depth=2, heads=3, d_head=5, mlp_dim=16)
 

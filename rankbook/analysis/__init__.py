@@ -1,0 +1,1 @@
+"""Spectra of the attention updates and the numbers the chapters state."""

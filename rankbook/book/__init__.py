@@ -1,0 +1,1 @@
+"""The book machinery: runner, site build, environment report, benchmarks."""

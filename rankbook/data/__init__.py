@@ -1,0 +1,1 @@
+"""Real data sets: CIFAR images and WikiText text, offline copies first."""

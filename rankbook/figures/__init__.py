@@ -1,0 +1,1 @@
+"""One figure style and the book's figures and tables."""

@@ -1,0 +1,1 @@
+"""Profiles (fast / reference / paper) and each part's validated settings."""

@@ -1,0 +1,1 @@
+"""Where results, caches and outputs live, and how they are written (atomically)."""
