@@ -44,6 +44,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
 import numpy as np
 from IPython.display import Markdown, display
 
+from rankbook.figures import style
 from rankbook.store import atomic
 from rankbook.theory import diagonal
 from rankbook.theory import flow
@@ -86,7 +87,7 @@ display(Markdown(f"Along the θ-coordinate flow ({check.n_evals} evaluations, DO
 
 # %%
 learned = np.argsort(-np.abs(check.beta[-1]))[:3]
-fig, axes = toy.white_figure(1, 2, width=5.0)
+fig, axes = style.figure(1, 2, width=5.0)
 for n, i in enumerate(learned):
     axes[0, 0].semilogy(check.tau, check.u[:, i] ** 2, color=f"C{n}", label=f"u² ({net.coordinate_name(i)})")
     axes[0, 0].semilogy(check.tau, check.v[:, i] ** 2, "--", color=f"C{n}", label="v²")
@@ -137,7 +138,7 @@ summary["stage_times"] = {"rows": rows, "max_relative_error": {f"{a:g}": e for a
 display(tables.Table(rows, title=f"Stage times: Algorithm 1 vs gradient flow (|u_i v_i| ≥ {settings.active_threshold:g})"))
 
 # %%
-fig, axes = toy.white_figure(1, 2, width=5.2)
+fig, axes = style.figure(1, 2, width=5.2)
 plateau_losses = [result.initial_loss] + [s.loss_after for s in result.stages]
 stage_edges = [0.0] + [s.time for s in result.stages] + [settings.tau_max]
 for n, (alpha, traj) in enumerate(runs.items()):

@@ -42,6 +42,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
 import numpy as np
 from IPython.display import Markdown, display
 
+from rankbook.figures import style
 from rankbook.store import atomic
 from rankbook.theory import flow
 from rankbook.theory import algorithm1 as incremental
@@ -75,7 +76,7 @@ panels = [("loss", "training loss (log scale)", None), ("qk", "diagonal entries 
           ("vo", "diagonal entries of W_V W_O^T", vo_idx)]
 figures = {}
 for key, label, idx in panels:
-    fig, axes = toy.white_figure(1, len(runs), width=3.0, height=2.8, sharey=True)
+    fig, axes = style.figure(1, len(runs), width=3.0, height=2.8, sharey=True)
     for ax, (alpha, traj) in zip(axes[0], runs.items()):
         if idx is None:
             ax.semilogy(traj.tau, traj.loss, color="C0")
@@ -137,7 +138,7 @@ full = toy.full_head(settings)
 full_run = flow.gradient_descent(full.loss_and_grad, toy.full_init(settings, settings.full_alpha), settings.full_alpha,
                                  settings.full_lr, flow.record_times(settings.full_alpha, settings.full_tau_max, 150))
 sv_qk, sv_vo = toy.singular_value_paths(full, full_run)
-fig, axes = toy.white_figure(1, 3, width=3.6)
+fig, axes = style.figure(1, 3, width=3.6)
 axes[0, 0].plot(full_run.tau, sv_qk)
 axes[0, 1].plot(full_run.tau, sv_vo)
 axes[0, 2].semilogy(full_run.tau, full_run.loss)
@@ -187,7 +188,7 @@ summary["optimizers"] = opt_rows
 display(tables.Table(opt_rows, title=f"Optimizers at α = {a_opt:g} (Adam's τ is lr × steps / log(1/α), a nominal clock)"))
 
 # %%
-fig, axes = toy.white_figure(1, 3, width=3.8)
+fig, axes = style.figure(1, 3, width=3.8)
 for n, (name, traj) in enumerate(opt_runs.items()):
     ax = axes[0, 2] if name.startswith("Adam") else axes[0, 0]
     x = np.arange(len(traj.t)) if name.startswith("Adam") else traj.tau

@@ -47,6 +47,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
 import numpy as np
 from IPython.display import Markdown, display
 
+from rankbook.figures import style
 from rankbook.store import atomic
 from rankbook.theory import flow
 from rankbook.store import paths
@@ -68,7 +69,7 @@ print(setting_line, f"| reference run: α = {a:g}, {reference.n_evals} solver ev
 # %%
 def perturbation_figure(experiments, title):
     """One panel per perturbation: teacher entries u_i v_i, perturbed (solid) vs unperturbed (dashed)."""
-    fig, axes = toy.white_figure(2, len(experiments), width=3.2, height=2.6, sharey="row")
+    fig, axes = style.figure(2, len(experiments), width=3.2, height=2.6, sharey="row")
     for col, exp in enumerate(experiments):
         ax = axes[0, col]
         names = [net.coordinate_name(i) for i in teacher_idx]
@@ -161,7 +162,7 @@ summary["separation"] = sep_rows
 display(tables.Table(sep_rows, title="Jump widths and gaps between jumps (rescaled time)"))
 
 # %%
-fig, axes = toy.white_figure(1, 1, width=6.0, height=3.0)
+fig, axes = style.figure(1, 1, width=6.0, height=3.0)
 for n, row in enumerate(sep_rows):
     for k, (start, end) in enumerate(sorted(flow.transition_windows(runs[row["α"]]).values())):
         axes[0, 0].plot([start, end], [n, n], color=f"C{k}", lw=6, solid_capstyle="butt")

@@ -52,6 +52,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
 import numpy as np
 from IPython.display import Markdown, display
 
+from rankbook.figures import style
 from rankbook.store import atomic
 from rankbook.store import paths
 from rankbook.figures import spectra as plots
@@ -94,7 +95,7 @@ summary = {"profile": profile, "settings": settings.as_dict(), "datasets": {}}
 
 # %%
 for ds, rs in runs.items():
-    plots.show(plots.spectra_over_training(rs[0], profile, heads))
+    style.show(plots.spectra_over_training(rs[0], profile, heads))
 
 # %%
 def top_share(result, kind, step_index=-1):
@@ -119,7 +120,7 @@ for ds, rs in runs.items():
 
 # %%
 for ds, rs in runs.items():
-    plots.show(plots.delta_vs_init(rs[0], profile, heads, kind="qk"))
+    style.show(plots.delta_vs_init(rs[0], profile, heads, kind="qk"))
 
 # %% [markdown]
 # ## Stable rank through training (Fig. 12)
@@ -131,7 +132,7 @@ for ds, rs in runs.items():
 
 # %%
 for ds, rs in runs.items():
-    plots.show(plots.stable_rank_through_training(rs[0], profile))
+    style.show(plots.stable_rank_through_training(rs[0], profile))
     display(plots.stable_rank_table(rs[0]))
 
 # %%

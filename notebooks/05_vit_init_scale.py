@@ -50,6 +50,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
 import numpy as np
 from IPython.display import Markdown, display
 
+from rankbook.figures import style
 from rankbook.store import atomic
 from rankbook.store import paths
 from rankbook.figures import spectra as plots
@@ -83,7 +84,7 @@ Table([{"data": ds, "init scale": scale, "seed": r.config["seed"], "test accurac
 layer = min(1, settings.depth - 1)
 head = int(np.random.default_rng(0).integers(settings.heads))
 for ds, by_scale in runs.items():
-    plots.show(plots.delta_evolution_per_scale({s: rs[0] for s, rs in by_scale.items()}, profile, layer, head))
+    style.show(plots.delta_evolution_per_scale({s: rs[0] for s, rs in by_scale.items()}, profile, layer, head))
 
 # %%
 def gap(result, kind):
@@ -105,7 +106,7 @@ for ds, by_scale in runs.items():
 # %%
 layers = [x for x in (0, 2, 4) if x < settings.depth]
 for ds, by_scale in runs.items():
-    plots.show(plots.stable_rank_per_scale({s: rs[0] for s, rs in by_scale.items()}, profile, layers))
+    style.show(plots.stable_rank_per_scale({s: rs[0] for s, rs in by_scale.items()}, profile, layers))
 
 # %%
 summary = {"profile": profile, "settings": settings.as_dict(), "datasets": {}}

@@ -55,6 +55,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is Non
 import numpy as np
 from IPython.display import Markdown, display
 
+from rankbook.figures import style
 from rankbook.store import atomic
 from rankbook.training import lm
 from rankbook.figures import lm as lm_plots
@@ -92,7 +93,7 @@ layers = [layer - 1 for layer in settings.layers_shown]
 # its rank.
 
 # %%
-plots.show(lm_plots.stable_rank_and_loss(result, profile, layers))
+style.show(lm_plots.stable_rank_and_loss(result, profile, layers))
 display(lm_plots.stable_rank_table(result, layers))
 
 # %%
@@ -119,7 +120,7 @@ display(Markdown(
 # averaged over a layer's heads.
 
 # %%
-plots.show(lm_plots.spectra_init_vs_delta(result, profile, layers))
+style.show(lm_plots.spectra_init_vs_delta(result, profile, layers))
 
 
 # %%

@@ -52,6 +52,7 @@ import time
 import torch
 from IPython.display import Markdown, display
 
+from rankbook.figures import style
 from rankbook.store import atomic
 from rankbook.training import lm
 from rankbook.figures import lm as lm_plots
@@ -108,7 +109,7 @@ fig = lm_plots.rank_sweep_figure(
     ylabels={names["ViT"]: "test accuracy", names["LM"]: "eval loss (nats/token)"},
     subtitles={names["ViT"]: plots.describe(vit_result, profile), names["LM"]: lm_plots.describe(lm_result, profile)},
     title=f"Attention updates cut to rank r: W₀ + [Δ]_r vs a random rank-r update of the same norm ({profile} profile)")
-plots.show(fig)
+style.show(fig)
 display(lm_plots.sweep_table(names["ViT"], sweeps["ViT"], "test accuracy"))
 display(lm_plots.sweep_table(names["LM"], sweeps["LM"], "eval loss"))
 
@@ -145,7 +146,7 @@ display(Markdown(describe_sweep("ViT", "test accuracy", lambda x: f"{x:.3f}") + 
 
 # %%
 adapters = {r: lm.run_lora(lm_settings, lm_settings.seeds[0], r) for r in lm_settings.lora_ranks}
-plots.show(lm_plots.lora_vs_truncation(sweeps["LM"], adapters, lm_result, profile))
+style.show(lm_plots.lora_vs_truncation(sweeps["LM"], adapters, lm_result, profile))
 lora_rows = lm_plots.lora_table(sweeps["LM"], adapters, lm_result)
 display(lora_rows)
 display(Markdown("**This run:** " + "; ".join(

@@ -16,6 +16,7 @@ import torch
 
 from rankbook.analysis import lora
 from rankbook.figures import spectra as plots
+from rankbook.figures import style
 from rankbook.analysis import spectra
 from rankbook.store.results import Result
 from rankbook.figures.tables import Table
@@ -44,7 +45,7 @@ def stable_rank_and_loss(result: Result, profile: str, layers: Sequence[int]):
     """Stable rank of ΔW_K W_Q^T and ΔW_V W_O^T (mean ± std over heads) per layer, and the eval loss, vs step."""
     a = result.arrays
     null = plots.null_rank(result)
-    fig, axes = plots._figure(1, len(layers) + 1)
+    fig, axes = style.figure(1, len(layers) + 1)
     for ax, layer in zip(axes[0], layers):
         for kind in ("qk", "vo"):
             steps, mean, std = layer_band(result, kind, layer)
@@ -63,7 +64,7 @@ def stable_rank_and_loss(result: Result, profile: str, layers: Sequence[int]):
     ax.set_xscale("log")
     ax.set(title="loss (nats/token)", xlabel="step", ylabel="cross-entropy")
     ax.legend(fontsize=7)
-    return plots._finish(fig, "Stable rank of the attention perturbations (mean ± std over heads) and loss",
+    return style.finish(fig, "Stable rank of the attention perturbations (mean ± std over heads) and loss",
                          describe(result, profile))
 
 
@@ -73,7 +74,7 @@ def spectra_init_vs_delta(result: Result, profile: str, layers: Sequence[int], n
     idx = plots.pick_steps(a["step"], n_steps)
     greens = plt.cm.Greens(np.linspace(0.35, 1.0, len(idx)))
     null = spectra.normalized(plots.null_rank(result)["svals"]).numpy()
-    fig, axes = plots._figure(2, len(layers))
+    fig, axes = style.figure(2, len(layers))
     for row, kind in enumerate(("qk", "vo")):
         for col, layer in enumerate(layers):
             ax = axes[row, col]
@@ -87,7 +88,7 @@ def spectra_init_vs_delta(result: Result, profile: str, layers: Sequence[int], n
                    xlabel="singular value index", ylabel="normalized singular value")
             ax.set_ylim(0, 1.05)
     axes[0, -1].legend(fontsize=7, loc="upper right")
-    return plots._finish(fig, "Normalized spectra: initialization (red) vs learned perturbation Δ (green)",
+    return style.finish(fig, "Normalized spectra: initialization (red) vs learned perturbation Δ (green)",
                          describe(result, profile))
 
 
@@ -124,16 +125,16 @@ def recovery_ranks(sweep: Mapping[str, np.ndarray], fractions: Sequence[float] =
 def rank_sweep_figure(sweeps: Mapping[str, Mapping[str, np.ndarray]], ylabels: Mapping[str, str],
                       subtitles: Mapping[str, str], title: str):
     """Metric against the rank of every attention update: truncated Δ (green) vs random same-norm null (gray)."""
-    fig, axes = plots._figure(1, len(sweeps), width=6.0, height=4.6)
+    fig, axes = style.figure(1, len(sweeps), width=6.0, height=4.6)
     for ax, (name, sw) in zip(axes[0], sweeps.items()):
         x = np.maximum(sw["rank"], 0.5)  # rank 0 drawn at 0.5 on the log axis
         ax.plot(x, sw["truncated"], "o-", color="green", label="W₀ + [Δ]_r")
         ax.errorbar(x, sw["null"], yerr=sw["null_std"], fmt="s--", color="gray", ms=4, capsize=2,
                     label="W₀ + random rank r, same norm")
-        for frac, style in ((0.95, ":"), (0.99, "-.")):
+        for frac, linestyle in ((0.95, ":"), (0.99, "-.")):
             r = lora.recovery_rank(sw["rank"], sw["truncated"], frac)
             if r is not None:
-                ax.axvline(max(r, 0.5), color="black", ls=style, lw=1, label=f"{frac:.0%} recovered: r={r}")
+                ax.axvline(max(r, 0.5), color="black", ls=linestyle, lw=1, label=f"{frac:.0%} recovered: r={r}")
         ax.set_xscale("log", base=2)
         ax.set_xticks(x, ["0"] + [str(int(r)) for r in sw["rank"][1:]])
         ax.set(title=f"{name}\n" + textwrap.fill(subtitles[name], 80), xlabel="rank r of every attention update (fused per layer)",
@@ -159,7 +160,7 @@ def sweep_table(name: str, sweep: Mapping[str, np.ndarray], metric: str) -> Tabl
 def lora_vs_truncation(sweep: Mapping[str, np.ndarray], adapters: Mapping[int, Result], full: Result,
                        profile: str):
     """Eval loss against rank: the trained model cut to rank r (green) and rank-r adapters trained from init (blue)."""
-    fig, axes = plots._figure(1, 1, width=6.5, height=4.6)
+    fig, axes = style.figure(1, 1, width=6.5, height=4.6)
     ax = axes[0, 0]
     x = np.maximum(sweep["rank"], 0.5)
     ax.plot(x, sweep["truncated"], "o-", color="green", label="full training, then W₀ + [Δ]_r")
@@ -172,7 +173,7 @@ def lora_vs_truncation(sweep: Mapping[str, np.ndarray], adapters: Mapping[int, R
     ax.set_xticks(x, ["0"] + [str(int(r)) for r in sweep["rank"][1:]])
     ax.set(xlabel="rank r of every attention update (fused per layer)", ylabel="eval loss (nats/token)")
     ax.legend(fontsize=8)
-    return plots._finish(fig, "Truncating a fully trained update vs training a rank-r adapter (same steps and data)",
+    return style.finish(fig, "Truncating a fully trained update vs training a rank-r adapter (same steps and data)",
                          textwrap.fill(describe(full, profile), 110))
 
 

@@ -16,6 +16,7 @@ import torch
 
 from rankbook.analysis import spectra
 from rankbook.store.results import Result
+from rankbook.figures import style
 from rankbook.figures.tables import Table
 
 KIND_LABEL = {"qk": r"$W_K W_Q^\top$", "vo": r"$W_V W_O^\top$"}
@@ -29,18 +30,6 @@ def describe(result: Result, profile: str) -> str:
     return (f"{data}, {profile} profile: ViT d={c['d_model']}, {c['depth']} layers × {c['heads']} heads, "
             f"d_head={c['d_head']}, {c['epochs']} epochs, Adam lr {c['lr']:g}, batch {c['batch_size']}, "
             f"init scale {c['init_scale']:g}, seed {c['seed']}")
-
-
-def _figure(rows: int, cols: int, width: float = 4.2, height: float = 3.3):
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
-    fig.patch.set_facecolor("white")
-    return fig, axes
-
-
-def _finish(fig, title: str, subtitle: str):
-    fig.suptitle(f"{title}\n{subtitle}", fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 def pick_steps(steps: np.ndarray, count: int) -> list[int]:
@@ -72,7 +61,7 @@ def spectra_over_training(result: Result, profile: str, heads: Sequence[tuple[in
     idx = pick_steps(a["step"], n_steps)
     greens = plt.cm.Greens(np.linspace(0.35, 1.0, len(idx)))
     null = spectra.normalized(null_rank(result)["svals"]).numpy()
-    fig, axes = _figure(len(kinds), len(heads))
+    fig, axes = style.figure(len(kinds), len(heads))
     for row, kind in enumerate(kinds):
         for col, (layer, head) in enumerate(heads):
             ax = axes[row, col]
@@ -86,7 +75,7 @@ def spectra_over_training(result: Result, profile: str, heads: Sequence[tuple[in
                    ylabel="normalized singular value")
             ax.set_ylim(0, 1.05)
     axes[0, -1].legend(fontsize=7, loc="upper right")
-    return _finish(fig, "Normalized spectra: initialization (red) vs learned perturbation Δ (green)",
+    return style.finish(fig, "Normalized spectra: initialization (red) vs learned perturbation Δ (green)",
                    describe(result, profile))
 
 
@@ -96,7 +85,7 @@ def spectra_over_training(result: Result, profile: str, heads: Sequence[tuple[in
 def delta_vs_init(result: Result, profile: str, heads: Sequence[tuple[int, int]], kind: str = "qk"):
     """Fig. 5: singular values of Δ at the end of training against those of the initial product, per head."""
     a = result.arrays
-    fig, axes = _figure(1, len(heads))
+    fig, axes = style.figure(1, len(heads))
     for col, (layer, head) in enumerate(heads):
         ax = axes[0, col]
         init, delta = a[f"init_{kind}"][layer, head], a[f"delta_{kind}"][-1, layer, head]
@@ -106,7 +95,7 @@ def delta_vs_init(result: Result, profile: str, heads: Sequence[tuple[int, int]]
         ax.set(title=f"layer {layer + 1}, head {head + 1}", xlabel="singular value index",
                ylabel="singular value")
     axes[0, 0].legend(fontsize=8)
-    return _finish(fig, f"Spectrum of Δ{KIND_LABEL[kind]} vs initialization (final iteration)",
+    return style.finish(fig, f"Spectrum of Δ{KIND_LABEL[kind]} vs initialization (final iteration)",
                    describe(result, profile))
 
 
@@ -120,7 +109,7 @@ def stable_rank_through_training(result: Result, profile: str, layers: Sequence[
     keep = a["step"] > 0
     null = null_rank(result)
     cols = min(3, len(layers))
-    fig, axes = _figure(int(np.ceil(len(layers) / cols)), cols)
+    fig, axes = style.figure(int(np.ceil(len(layers) / cols)), cols)
     for ax, layer in zip(axes.flat, layers):
         for kind in ("qk", "vo"):
             sr = a[f"stable_rank_delta_{kind}"][keep, layer]  # [points, heads]
@@ -135,7 +124,7 @@ def stable_rank_through_training(result: Result, profile: str, layers: Sequence[
     for ax in list(axes.flat)[len(layers):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    return _finish(fig, "Stable rank through training (mean ± std over heads)", describe(result, profile))
+    return style.finish(fig, "Stable rank through training (mean ± std over heads)", describe(result, profile))
 
 
 # --------------------------------------------------------------------------- Fig. 3
@@ -146,7 +135,7 @@ def delta_evolution_per_scale(results_by_scale: Mapping[float, Result], profile:
     """Fig. 3: every singular value of ΔW_K W_Q^T (top row) and ΔW_V W_O^T (bottom) of one head over training,
     one column per init scale."""
     scales = sorted(results_by_scale, reverse=True)
-    fig, axes = _figure(2, len(scales))
+    fig, axes = style.figure(2, len(scales))
     for col, scale in enumerate(scales):
         a = results_by_scale[scale].arrays
         keep = a["step"] > 0
@@ -159,7 +148,7 @@ def delta_evolution_per_scale(results_by_scale: Mapping[float, Result], profile:
             ax.set_xscale("log")
             ax.set(title=f"Δ{KIND_LABEL[kind]}, init scale {scale:g}", xlabel="iteration", ylabel="singular value")
     any_result = results_by_scale[scales[0]]
-    return _finish(fig, f"Singular values of Δ in layer {layer + 1}, head {head + 1}, per init scale",
+    return style.finish(fig, f"Singular values of Δ in layer {layer + 1}, head {head + 1}, per init scale",
                    describe(any_result, profile).rsplit(", init scale", 1)[0])
 
 
@@ -170,7 +159,7 @@ def stable_rank_per_scale(results_by_scale: Mapping[float, Result], profile: str
                           kind: str = "qk"):
     """Fig. 4: final stable rank of ΔW_K W_Q^T per init scale at the given layers, mean ± std over heads."""
     scales = sorted(results_by_scale)
-    fig, axes = _figure(1, 1, width=5.5, height=4)
+    fig, axes = style.figure(1, 1, width=5.5, height=4)
     ax = axes[0, 0]
     width = 0.8 / len(layers)
     for k, layer in enumerate(layers):
@@ -184,7 +173,7 @@ def stable_rank_per_scale(results_by_scale: Mapping[float, Result], profile: str
     ax.set(xlabel="init scale (1 = default)", ylabel=f"stable rank of Δ{KIND_LABEL[kind]}")
     ax.legend(fontsize=8)
     any_result = results_by_scale[scales[0]]
-    return _finish(fig, f"Stable rank of Δ{KIND_LABEL[kind]} after training, per init scale (mean ± std over heads)",
+    return style.finish(fig, f"Stable rank of Δ{KIND_LABEL[kind]} after training, per init scale (mean ± std over heads)",
                    describe(any_result, profile).rsplit(", init scale", 1)[0])
 
 
@@ -237,10 +226,3 @@ def seeds_table(results_per_seed: Sequence[Result], kind: str = "qk") -> Table:
     return Table(rows, digits=3, title=f"{len(results_per_seed)} seed(s); test accuracy "
                                        f"{acc.mean():.3f} ± {acc.std():.3f}")
 
-
-def show(fig) -> None:
-    """Display ``fig`` once in a notebook and release it (avoids a second copy from the inline backend)."""
-    from IPython.display import display
-
-    display(fig)
-    plt.close(fig)

@@ -176,15 +176,6 @@ def max_relative_errors(rows: list[dict], alphas) -> dict:
     return {alpha: float(np.max([r[f"rel. err α={alpha:g}"] for r in rows])) for alpha in alphas}
 
 
-def white_figure(nrows: int = 1, ncols: int = 1, *, width: float = 4.2, height: float = 3.2, **kw):
-    """A matplotlib figure with a white background (readable in dark-mode viewers)."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kw)
-    fig.patch.set_facecolor("white")
-    return fig, axes
-
-
 def plot_entries(ax, traj, coords, names, *, linestyle="-", legend=True, colors=None) -> None:
     """u_i v_i against rescaled time for ``coords`` (the diagonal entries of W_K W_Q^T or W_V W_O^T)."""
     for n, (i, name) in enumerate(zip(coords, names)):
