@@ -66,3 +66,4 @@ PROFILES = {
                        batch_size=16, lr=3e-3, eval_windows=64, checkpoint_every=100, eval_batch_size=32,
                        lora_ranks=(1, 4), layers_shown=(1, 2, 4)),
 }
+PROFILES["reference"] = PROFILES["fast"]  # placeholder until the reference LM is sized

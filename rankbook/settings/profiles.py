@@ -1,7 +1,9 @@
 """Named run profiles and validated settings.
 
-A profile is a name (``fast`` for CPU/CI, ``paper`` for the paper's settings
-on a GPU). Each part of the book (toy model, ViT, ...) keeps its own table of
+A profile is a name: ``fast`` (what CI executes live on 2 CPU cores, minutes per
+chapter), ``reference`` (closer to the paper, CPU-hours; its runs are stored
+in ``results/`` and shown beside the fast ones) or ``paper`` (the paper's
+settings, for a GPU; stored the same way). Each part of the book (toy model, ViT, ...) keeps its own table of
 settings per profile, as a frozen dataclass derived from :class:`Settings`,
 so the same notebook runs at either scale from papermill parameters alone.
 
@@ -16,7 +18,7 @@ import os
 import typing
 from typing import Any, Mapping, TypeVar
 
-PROFILE_NAMES = ("fast", "paper")
+PROFILE_NAMES = ("fast", "reference", "paper")
 DEFAULT_PROFILE = "fast"
 ENV_VAR = "RANKBOOK_PROFILE"
 

@@ -72,6 +72,8 @@ PROFILES = {
                         full_alpha=1e-4, full_tau_max=1.2),
     # the paper's settings: 1000 samples, all six α, three seeds
     "paper": ToySettings(),
+    # the toy model is cheap: the reference tier runs the paper's settings
+    "reference": ToySettings(),
 }
 
 
