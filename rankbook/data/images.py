@@ -35,8 +35,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rankbook.store import atomic
-from rankbook.store import paths
+from rankbook.store import atomic, fingerprints, paths
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -121,6 +120,25 @@ def _present(kind: str, path: Path) -> bool:
     if kind == "archive":
         return path.is_file()
     return path.is_dir()
+
+
+def _first_present(spec: Spec, root: Path | None = None) -> tuple[str, Path, str] | None:
+    return next(((k, p, s) for k, p, s in _candidates(spec, root) if _present(k, p)), None)
+
+
+def fingerprint(name: str, download: bool = True, root: Path | None = None) -> str:
+    """``"sha256:<16 hex>"`` of the source :func:`locate` would use for data set ``name``.
+
+    The source is the offline archive file (the sha256 of its bytes), an
+    ImageFolder tree, or torchvision's folder of pickles, hashed without
+    unpacking or decoding anything, once; later calls are served from the
+    cache by size and mtime (:mod:`rankbook.store.fingerprints`). A data set
+    found nowhere is downloaded when allowed, else :class:`DataNotFoundError`.
+    """
+    spec = _spec(name)
+    found = _first_present(spec, root)
+    path = found[1] if found else locate(name, download=download, root=root).path
+    return fingerprints.fingerprint(path)
 
 
 def locate(name: str, download: bool = True, root: Path | None = None) -> Source:

@@ -43,8 +43,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rankbook.store import atomic
-from rankbook.store import paths
+from rankbook.store import atomic, fingerprints, paths
 
 CORPORA = ("wikitext-2", "wikitext-103")
 TOKENIZERS = ("bytes", "gpt2")
@@ -139,6 +138,11 @@ def locate(corpus: str, split: str, download: bool = True) -> Path:
     elif corpus == "wikitext-2":
         why = "the book does not download WikiText-2"
     raise TextDataNotFoundError(_missing_message(corpus, split, looked, why))
+
+
+def fingerprint(corpus: str, split: str, download: bool = True) -> str:
+    """``"sha256:<16 hex>"`` of the bytes of the split file :func:`locate` finds (cached by size, mtime)."""
+    return fingerprints.fingerprint(locate(corpus, split, download=download))
 
 
 def _missing_message(corpus: str, split: str, looked: list[Path], why: str) -> str:

@@ -1,0 +1,104 @@
+"""Content fingerprints of data sources, computed once and cached by size and modification time.
+
+A fingerprint is ``"sha256:<first 16 hex digits>"`` of a source's content:
+
+* a file (an archive, a text split): the sha256 of its bytes, so the same file
+  on another machine has the same fingerprint (the offline CIFAR-10 archive's
+  is ``sha256:efac85c8ed52f4ea``);
+* a folder (an ImageFolder tree, torchvision's pickles): the sha256 of the
+  sorted lines ``<relative path> NUL <sha256 of the file>``; hidden files and
+  folders (names starting with ``.``, e.g. our own unpack marker) are left out.
+
+Hashing reads every byte once; the result is stored in
+``cache_root()/fingerprints/`` under the resolved path, together with the
+file's size and ``mtime_ns`` (for a folder: a hash of every file's relative
+path, size and ``mtime_ns``). A later call whose stat signature matches
+returns the stored value without reading the content. An edit that keeps the
+size and restores the mtime is therefore not noticed: that is the design
+(``touch`` the file, or delete the cache entry, to force a re-hash).
+
+A cache that cannot be written (read-only, full disk) only costs a re-hash
+next time; it is never an error.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from rankbook.store import atomic, paths
+
+PREFIX = "sha256:"
+SHORT = 16  # hex digits kept: 64 bits, plenty to tell data versions apart
+_CHUNK = 1 << 20
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _tree_files(root: Path) -> list[Path]:
+    """Every regular file under ``root`` outside hidden names, sorted by relative path."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(folder) / f for f in files if not f.startswith(".")]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _signature(path: Path) -> str:
+    """Size and mtime of a file, or of every file in a folder: what the cached value is keyed by."""
+    if path.is_file():
+        st = path.stat()
+        return f"file {st.st_size} {st.st_mtime_ns}"
+    h = hashlib.sha256()
+    for f in _tree_files(path):
+        st = f.stat()
+        h.update(f"{f.relative_to(path).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return "tree " + h.hexdigest()
+
+
+def _content_digest(path: Path) -> str:
+    if path.is_file():
+        return _sha256_file(path)
+    h = hashlib.sha256()
+    for f in _tree_files(path):
+        h.update(f"{f.relative_to(path).as_posix()}\0{_sha256_file(f)}\n".encode())
+    return h.hexdigest()
+
+
+def _entry(path: Path) -> Path:
+    name = hashlib.sha256(str(path).encode()).hexdigest()[:24]
+    return paths.cache_root() / "fingerprints" / f"{name}.json"
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The full sha256 (64 hex digits) of a file's bytes or a folder's content, cached (module doc)."""
+    path = Path(path).resolve()
+    if not path.exists():
+        raise FileNotFoundError(f"cannot fingerprint {path}: it does not exist")
+    signature = _signature(path)
+    entry = _entry(path)
+    try:
+        stored = json.loads(entry.read_text())
+        if stored.get("path") == str(path) and stored.get("signature") == signature:
+            return stored["sha256"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no entry yet, or a damaged one: hash again and rewrite it
+    digest = _content_digest(path)
+    if _signature(path) == signature:  # unchanged while we read it: safe to remember
+        try:
+            atomic.write_json(entry, {"path": str(path), "signature": signature, "sha256": digest})
+        except OSError:
+            pass  # a read-only or full cache: the fingerprint is still right, only not remembered
+    return digest
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """``"sha256:<16 hex>"`` of a file's bytes or a folder's content."""
+    return PREFIX + sha256(path)[:SHORT]

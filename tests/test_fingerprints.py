@@ -1,0 +1,107 @@
+"""Data fingerprints: content hashes of the sources the loaders use, cached by size and mtime."""
+import hashlib
+import os
+import tarfile
+
+import pytest
+
+from rankbook.data import images, text
+from rankbook.store import fingerprints
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    data_dir, cache = tmp_path / "data", tmp_path / "cache"
+    data_dir.mkdir()
+    monkeypatch.setenv("RANKBOOK_DATA", str(data_dir))
+    monkeypatch.setenv("RANKBOOK_CACHE", str(cache))
+    return data_dir, cache
+
+
+def _archive(data_dir, tmp_path, payload=b"pixels"):
+    src = tmp_path / "src" / "cifar10-jpeg"
+    for split in ("train", "test"):
+        (src / split / "cat").mkdir(parents=True, exist_ok=True)
+        (src / split / "cat" / "0000.jpg").write_bytes(payload)
+    path = data_dir / "cifar10-jpeg.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(src, arcname="cifar10-jpeg")
+    return path
+
+
+def test_archive_fingerprint_is_the_sha256_of_its_bytes_and_unpacks_nothing(dirs, tmp_path):
+    data_dir, cache = dirs
+    path = _archive(data_dir, tmp_path)
+    fp = images.fingerprint("cifar10", download=False)
+    assert fp == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert not (cache / "cifar10-jpeg").exists()  # nothing unpacked
+    copy = tmp_path / "elsewhere" / "same.tar.gz"
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())
+    assert fingerprints.fingerprint(copy) == fp  # same bytes, same fingerprint, wherever they are
+
+
+def test_cached_value_is_reused_without_reading_the_file(dirs, tmp_path, monkeypatch):
+    data_dir, _ = dirs
+    _archive(data_dir, tmp_path)
+    first = images.fingerprint("cifar10", download=False)
+    monkeypatch.setattr(fingerprints, "_sha256_file", lambda p: pytest.fail(f"{p} was read again"))
+    assert images.fingerprint("cifar10", download=False) == first
+
+
+def test_an_edit_that_changes_mtime_changes_the_fingerprint(dirs, tmp_path):
+    data_dir, _ = dirs
+    (data_dir / "wikitext-2").mkdir()
+    split = data_dir / "wikitext-2" / "valid.txt"
+    split.write_text("hello world\n")
+    before = text.fingerprint("wikitext-2", "valid")
+    assert before == "sha256:" + hashlib.sha256(b"hello world\n").hexdigest()[:16]
+    st = split.stat()
+    split.write_text("jello world\n")  # same size
+    os.utime(split, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    after = text.fingerprint("wikitext-2", "valid")
+    assert after == "sha256:" + hashlib.sha256(b"jello world\n").hexdigest()[:16] != before
+
+
+def test_imagefolder_tree_fingerprint_follows_content_and_ignores_hidden_files(dirs):
+    data_dir, _ = dirs
+    tree = data_dir / "cifar10-jpeg"
+    for split in ("train", "test"):
+        (tree / split / "cat").mkdir(parents=True)
+        (tree / split / "cat" / "a.png").write_bytes(b"1")
+    first = images.fingerprint("cifar10", download=False)
+    (tree / ".marker").write_text("ours")
+    assert images.fingerprint("cifar10", download=False) == first
+    (tree / "test" / "cat" / "b.png").write_bytes(b"2")
+    assert images.fingerprint("cifar10", download=False) != first
+
+
+def test_missing_data_set_raises_the_clear_error(dirs):
+    with pytest.raises(images.DataNotFoundError, match="data set 'cifar100' not found"):
+        images.fingerprint("cifar100", download=False)
+    with pytest.raises(text.TextDataNotFoundError, match="wikitext-2 \\(test split\\) not found"):
+        text.fingerprint("wikitext-2", "test")
+
+
+def test_a_read_only_or_damaged_cache_entry_is_not_an_error(dirs, tmp_path, monkeypatch):
+    data_dir, cache = dirs
+    path = _archive(data_dir, tmp_path)
+    fp = images.fingerprint("cifar10", download=False)
+    for entry in (cache / "fingerprints").iterdir():
+        entry.write_text("{trunc")
+    assert images.fingerprint("cifar10", download=False) == fp  # re-hashed and rewritten
+    monkeypatch.setattr(fingerprints.atomic, "write_json", _raise_readonly)
+    os.utime(path, ns=(0, 10**18))
+    assert images.fingerprint("cifar10", download=False) == fp
+
+
+def _raise_readonly(*args, **kwargs):
+    raise PermissionError(13, "Permission denied")
+
+
+def test_real_offline_archive_if_present(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANKBOOK_CACHE", str(tmp_path / "cache"))
+    path = images.paths.data_root() / "cifar10-jpeg.tar.gz"
+    if not path.is_file():
+        pytest.skip("no offline CIFAR-10 archive in $RANKBOOK_DATA")
+    assert images.fingerprint("cifar10", download=False) == "sha256:efac85c8ed52f4ea"
