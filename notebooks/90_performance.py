@@ -27,18 +27,25 @@
 # paper's shapes) and the page shows whichever results it finds.
 
 # %% tags=["parameters"]
-profile: str = ""  # "fast" (CPU, minutes) or "paper" (GPU, the paper's settings); empty: $RANKBOOK_PROFILE, else "fast"
+# "fast" (CPU, minutes) or "paper" (GPU, the paper's settings); empty: $RANKBOOK_PROFILE, else "fast"
+profile: str = ""
 
-# %% tags=["remove-cell"]
-# Colab: install rankbook and the few packages Colab lacks (it keeps its own torch).
-import importlib.util, subprocess, sys  # noqa: E401
-if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is None:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/rankbook/rankbook"])
+# %% tags=["remove-cell", "colab-setup"]
+# Installs rankbook where it is missing (Colab, a downloaded notebook); does nothing in the repository.
+# Written by `python -m rankbook.book.colab --write` from _config.yml's repository.url: do not edit by hand.
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("rankbook") is None:
+    _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
 # %%
-from rankbook.store import paths
 from rankbook.book import performance
 from rankbook.settings import profiles
+from rankbook.store import paths
 
 profile = profiles.resolve(profile)
 out = paths.output_dir(profile, "90_performance")
