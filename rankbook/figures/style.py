@@ -1,30 +1,159 @@
 """The book's one figure style: every figure of every chapter is made with :func:`figure` and :func:`finish`.
 
-Chapters display figures with :func:`show`. The sizes, fonts and output
-format are set here once, so a change of style is a change of this module.
+Chapters display figures with :func:`show` (or glue them with myst-nb). The
+rules, set here once and checked by ``tests/test_style.py`` and the browser
+test:
+
+- **Sized for the content column.** A figure is at most :data:`COLUMN_IN`
+  inches wide. It is drawn at :data:`DPI` = 96 dots per inch, the CSS pixel,
+  and shown at that size, so one inch of figure is one inch of page and a
+  9 pt label reads as 9 pt on screen. The site's content column is about
+  750 CSS px at a 1280 px window (measured by the browser test), so a
+  720 px figure is never shrunk.
+- **Text of at least** :data:`MIN_FONT_PT` **pt**: the rcParams below, and
+  :func:`finish` raises any smaller text (a legend asked for at 7 pt) to it.
+- **Few panels per row**: at most :data:`MAX_COLS` panels of at least
+  :data:`MIN_PANEL_IN` inches side by side; a wider grid is folded onto
+  more rows, and the axes keep the ``rows × cols`` shape the caller asked
+  for, so ``axes[r, c]`` still means logical row r, column c.
+- **2× PNG**: notebooks and the site get PNGs rendered at twice the
+  resolution with their display size in the output's metadata ("retina").
+- **Long titles and subtitles are wrapped** to the figure's width.
 """
 from __future__ import annotations
 
+import math
+import textwrap
+
+import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.text import Text
+
+#: width of the site's content column available to a figure (inches at 96 CSS px per inch: 720 px)
+COLUMN_IN = 7.5
+DPI = 96
+MIN_FONT_PT = 9.0
+MIN_PANEL_IN = 2.4
+MAX_COLS = max(1, int(COLUMN_IN // MIN_PANEL_IN))  # 3
+#: the rcParams of every figure (text sizes in points, as displayed)
+RC = {
+    "figure.dpi": DPI, "savefig.dpi": DPI, "figure.facecolor": "white", "savefig.facecolor": "white",
+    "font.size": 10.0, "axes.titlesize": 10.0, "axes.labelsize": 10.0, "xtick.labelsize": 9.0,
+    "ytick.labelsize": 9.0, "legend.fontsize": 9.0, "figure.titlesize": 10.5, "axes.grid": True,
+    "grid.alpha": 0.3, "lines.linewidth": 1.6, "legend.framealpha": 0.85,
+}
+matplotlib.rcParams.update(RC)
 
 
-def figure(rows: int = 1, cols: int = 1, *, width: float = 4.2, height: float = 3.3, **subplots_kw):
-    """A figure of ``rows × cols`` panels (each ``width × height`` inches), white background; returns (fig, axes)."""
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, **subplots_kw)
-    fig.patch.set_facecolor("white")
+def layout(rows: int, cols: int, width: float | None = None, height: float | None = None) -> dict:
+    """Where panels go: physical grid, panel size and figure size (inches) for a logical ``rows × cols``."""
+    if rows < 1 or cols < 1:
+        raise ValueError(f"figure({rows}, {cols}): a figure needs at least one row and one column")
+    folds = math.ceil(cols / MAX_COLS)  # physical rows per logical row
+    per_row = math.ceil(cols / folds)  # balanced: 4 panels as 2 + 2, not 3 + 1
+    panel_w = min(width or COLUMN_IN / per_row, COLUMN_IN / per_row)
+    if width and height:
+        panel_h = height * panel_w / width  # narrowed panels keep the caller's aspect ratio
+    else:
+        panel_h = height or max(0.75 * panel_w, 1.8)
+    return {"grid": (rows * folds, per_row), "folds": folds, "panel": (panel_w, panel_h),
+            "size": (panel_w * per_row, panel_h * rows * folds)}
+
+
+def figure(rows: int = 1, cols: int = 1, *, width: float | None = None, height: float | None = None,
+           **subplots_kw):
+    """A figure of ``rows × cols`` panels; returns ``(fig, axes)`` with ``axes`` shaped ``(rows, cols)``.
+
+    ``width`` and ``height`` are the panel size the caller would like (inches);
+    panels are narrowed to fit the column (keeping their aspect ratio) and a
+    row of more than :data:`MAX_COLS` panels is folded onto several rows.
+    ``sharex``/``sharey`` (True, "row", "col") keep their meaning for the
+    logical grid.
+    """
+    plan = layout(rows, cols, width, height)
+    sharex, sharey = subplots_kw.pop("sharex", False), subplots_kw.pop("sharey", False)
+    prows, pcols = plan["grid"]
+    fig, grid = plt.subplots(prows, pcols, figsize=plan["size"], squeeze=False, **subplots_kw)
+    axes = np.empty((rows, cols), dtype=object)
+    for r in range(rows):
+        for c in range(cols):
+            axes[r, c] = grid[r * plan["folds"] + c // pcols, c % pcols]
+    used = {id(ax) for ax in axes.flat}
+    for ax in grid.flat:
+        if id(ax) not in used:
+            ax.set_axis_off()
+    _share(axes, sharex, "x")
+    _share(axes, sharey, "y")
     return fig, axes
 
 
-def finish(fig, title: str, subtitle: str = ""):
-    """Title line (and a subtitle stating data, profile and settings), tight layout; returns ``fig``."""
-    fig.suptitle(f"{title}\n{subtitle}" if subtitle else title, fontsize=10)
+def _share(axes: np.ndarray, how, axis: str) -> None:
+    """Share x or y limits across the logical grid: True/"all", "row" or "col" (as plt.subplots)."""
+    if how in (False, None, "none"):
+        return
+    groups = {True: [list(axes.flat)], "all": [list(axes.flat)], "row": [list(r) for r in axes],
+              "col": [list(c) for c in axes.T]}.get(how)
+    if groups is None:
+        raise ValueError(f"share{axis}={how!r}: use True, 'all', 'row', 'col' or False")
+    for group in groups:
+        for ax in group[1:]:
+            getattr(ax, f"share{axis}")(group[0])
+
+
+def wrap(text: str, width_in: float, font_pt: float) -> str:
+    """``text`` wrapped to lines that fit ``width_in`` inches at ``font_pt`` (about 0.5 em per character)."""
+    chars = max(20, int(width_in * 72 / (0.52 * font_pt)))
+    return "\n".join(textwrap.fill(part, chars) for part in text.split("\n"))
+
+
+def finish(fig, title: str, subtitle: str = "", *, min_font: float = MIN_FONT_PT):
+    """Title (and a subtitle stating data, profile and settings) wrapped to the figure's width, no text under
+    ``min_font`` points, tight layout; returns ``fig``."""
+    width_in = fig.get_size_inches()[0]
+    size = matplotlib.rcParams["figure.titlesize"]
+    text = wrap(title, width_in, size) + (f"\n{wrap(subtitle, width_in, size)}" if subtitle else "")
+    fig.suptitle(text, fontsize=size)
+    # grow the figure by the title's lines so the panels keep their height
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w, h + (text.count("\n") + 1) * size * 1.3 / 72)
+    enforce_min_font(fig, min_font)
     fig.tight_layout()
     return fig
 
 
+def enforce_min_font(fig, min_font: float = MIN_FONT_PT) -> None:
+    """Raise every text of ``fig`` (titles, labels, ticks, legends, annotations) to at least ``min_font``."""
+    for ax in fig.axes:  # tick labels exist only once asked for
+        ax.tick_params(labelsize=max(min_font, matplotlib.rcParams["xtick.labelsize"]))
+    for text in fig.findobj(Text):
+        if text.get_fontsize() < min_font:
+            text.set_fontsize(min_font)
+
+
+def font_sizes(fig) -> list[float]:
+    """The size of every visible, non-empty text of ``fig`` after drawing (for tests)."""
+    fig.canvas.draw()
+    return [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+
+
 def show(fig) -> None:
-    """Display ``fig`` in the notebook (or nothing headless) and free it."""
+    """Display ``fig`` in the notebook as a 2× PNG (nothing headless) and free it."""
     from IPython.display import display
 
     display(fig)
     plt.close(fig)
+
+
+def _use_retina() -> None:
+    """In a kernel, make figures (shown or glued) 2× PNGs with their display size in the metadata."""
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
+
+
+_use_retina()
