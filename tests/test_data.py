@@ -82,7 +82,7 @@ def test_missing_data_names_dataset_places_and_fixes(dirs, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(data, "_torchvision_dataset", offline)
+    monkeypatch.setattr(data.sources, "_torchvision_dataset", offline)
     with pytest.raises(data.DataNotFoundError) as err:
         data.load_split("cifar100", "train")
     msg = str(err.value)
@@ -94,7 +94,7 @@ def test_missing_data_names_dataset_places_and_fixes(dirs, monkeypatch):
 def test_describe_available(dirs, monkeypatch):
     data_dir, _ = dirs
     _write_tree(data_dir / "cifar10-jpeg")
-    monkeypatch.setattr(data, "_online", lambda *a, **k: False)
+    monkeypatch.setattr(data.sources, "_online", lambda *a, **k: False)
     rows = {r["dataset"]: r for r in data.describe_available()}
     assert rows["cifar10"]["status"] == "found offline"
     assert rows["cifar100"]["status"] == "missing"

@@ -15,61 +15,48 @@ and how to fix it. ImageNet is read from an ImageFolder path the user gives
 
 A split (optionally a class-stratified, seeded subset) is decoded once into a
 ``uint8`` tensor ``[N, 3, H, W]`` and cached on disk, keyed by data set,
-source, split, subset size and seed. Training then works on tensors already
-on the device: :func:`augment` (random crop with 4-pixel zero padding and
-horizontal flip, the usual CIFAR augmentation) and :func:`normalize` are tensor
-ops, so no per-step PIL or DataLoader work.
+the source's content fingerprint, split, subset size and seed (an edited
+source is never served from an old cache). A cache file that is damaged is
+decoded again; a cache that cannot be written (read-only, full disk) only
+costs decoding next time. The train and test splits of an ImageFolder tree
+must hold the same class folders (labels are indices into the sorted list).
+
+Training then works on tensors already on the device: :func:`augment`
+(random crop with 4-pixel zero padding and horizontal flip, the usual CIFAR
+augmentation) and :func:`normalize` are tensor ops, so no per-step PIL or
+DataLoader work.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-import shutil
-import socket
-import tarfile
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from rankbook.store import atomic, fingerprints, paths
+from rankbook.data import sources
+from rankbook.data.sources import (  # noqa: F401 (public here)
+    SPECS,
+    DataNotFoundError,
+    Source,
+    Spec,
+    _online,
+    describe_available,
+    fingerprint,
+    locate,
+    unpack_archive,
+)
+from rankbook.store import atomic, errors, paths
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+DamagedFileError = errors.DamagedFileError
 
 
-@dataclasses.dataclass(frozen=True)
-class Spec:
-    """How to find one data set."""
-
-    name: str
-    num_classes: int
-    folder: str | None  # unpacked ImageFolder tree in the data folder or cache
-    archive: str | None  # tarball of that tree in the data folder
-    torchvision_class: str | None  # torchvision.datasets class that can download it
-    torchvision_folder: str | None  # what that class unpacks to
-
-
-SPECS = {
-    "cifar10": Spec("cifar10", 10, "cifar10-jpeg", "cifar10-jpeg.tar.gz", "CIFAR10", "cifar-10-batches-py"),
-    "cifar100": Spec("cifar100", 100, "cifar100-jpeg", "cifar100-jpeg.tar.gz", "CIFAR100", "cifar-100-python"),
-    "imagenet": Spec("imagenet", 1000, "imagenet", None, None, None),
-}
-
-
-class DataNotFoundError(FileNotFoundError):
-    """A data set that is neither on disk nor downloadable from here."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """Where a data set was found: ``kind`` is ``"imagefolder"`` or ``"torchvision"``."""
-
-    kind: str
-    path: Path
-    status: str  # "found offline" | "cached" | "downloaded"
+class ClassListError(ValueError):
+    """Train and test splits of an ImageFolder tree with different class folders."""
 
 
 @dataclasses.dataclass
@@ -80,6 +67,7 @@ class ImageData:
     labels: torch.Tensor
     classes: list[str]
     description: str
+    fingerprint: str = ""  # of the data set's source (:func:`fingerprint`), for results manifests
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -88,159 +76,53 @@ class ImageData:
         return dataclasses.replace(self, images=self.images.to(device), labels=self.labels.to(device))
 
 
-# --------------------------------------------------------------------------- finding
-
-
-def _spec(name: str) -> Spec:
-    if name not in SPECS:
-        raise ValueError(f"unknown data set {name!r}; valid: {', '.join(SPECS)}")
-    return SPECS[name]
-
-
-def _is_imagefolder(path: Path) -> bool:
-    return (path / "train").is_dir() and ((path / "test").is_dir() or (path / "val").is_dir())
-
-
-def _candidates(spec: Spec, root: Path | None = None) -> list[tuple[str, Path, str]]:
-    """(kind, path, status) places to look, in order."""
-    if spec.name == "imagenet":
-        given = root or Path(os.environ.get("RANKBOOK_IMAGENET", paths.data_root() / "imagenet"))
-        return [("imagefolder", Path(given), "found offline")]
-    data, cache = paths.data_root(), paths.cache_root()
-    return [("imagefolder", data / spec.folder, "found offline"),
-            ("archive", data / spec.archive, "found offline"),
-            ("torchvision", data / spec.torchvision_folder, "found offline"),
-            ("imagefolder", cache / spec.folder, "cached"),
-            ("torchvision", cache / spec.torchvision_folder, "cached")]
-
-
-def _present(kind: str, path: Path) -> bool:
-    if kind == "imagefolder":
-        return _is_imagefolder(path)
-    if kind == "archive":
-        return path.is_file()
-    return path.is_dir()
-
-
-def _first_present(spec: Spec, root: Path | None = None) -> tuple[str, Path, str] | None:
-    return next(((k, p, s) for k, p, s in _candidates(spec, root) if _present(k, p)), None)
-
-
-def fingerprint(name: str, download: bool = True, root: Path | None = None) -> str:
-    """``"sha256:<16 hex>"`` of the source :func:`locate` would use for data set ``name``.
-
-    The source is the offline archive file (the sha256 of its bytes), an
-    ImageFolder tree, or torchvision's folder of pickles, hashed without
-    unpacking or decoding anything, once; later calls are served from the
-    cache by size and mtime (:mod:`rankbook.store.fingerprints`). A data set
-    found nowhere is downloaded when allowed, else :class:`DataNotFoundError`.
-    """
-    spec = _spec(name)
-    found = _first_present(spec, root)
-    path = found[1] if found else locate(name, download=download, root=root).path
-    return fingerprints.fingerprint(path)
-
-
-def locate(name: str, download: bool = True, root: Path | None = None) -> Source:
-    """Find data set ``name`` (see the module doc for the order); unpack or download if needed."""
-    spec = _spec(name)
-    candidates = _candidates(spec, root)
-    for kind, path, status in candidates:
-        if not _present(kind, path):
-            continue
-        if kind == "archive":
-            return Source("imagefolder", unpack_archive(path, paths.cache_root() / spec.folder), status)
-        return Source(kind, path, status)
-    if download and spec.torchvision_class:
-        try:
-            _torchvision_dataset(spec, paths.cache_root(), train=True, download=True)
-            _torchvision_dataset(spec, paths.cache_root(), train=False, download=True)
-            return Source("torchvision", paths.cache_root() / spec.torchvision_folder, "downloaded")
-        except Exception as exc:  # no network, a proxy, a half download: all end in the same advice
-            raise DataNotFoundError(_missing_message(spec, candidates, f"the download failed: {exc}")) from exc
-    raise DataNotFoundError(_missing_message(spec, candidates, "downloading is off" if spec.torchvision_class
-                                             else "it cannot be downloaded automatically"))
-
-
-def _missing_message(spec: Spec, candidates, why: str) -> str:
-    looked = "\n".join(f"  - {p}" for _, p, _ in candidates)
-    if spec.name == "imagenet":
-        fix = ("Put ImageNet in the ImageFolder layout root/{train,val}/<class>/* and pass its path, "
-               "or set RANKBOOK_IMAGENET to it.")
-    else:
-        fix = (f"Fix it either way: (1) set RANKBOOK_DATA to a folder holding an offline copy "
-               f"({spec.folder}/ as root/{{train,test}}/<class>/*, {spec.archive}, or torchvision's "
-               f"{spec.torchvision_folder}/); or (2) run on a machine with internet access so that "
-               f"torchvision.datasets.{spec.torchvision_class} can download it into {paths.cache_root()}.")
-    return f"data set {spec.name!r} not found ({why}). Looked in:\n{looked}\n{fix}"
-
-
-def unpack_archive(archive: Path, target: Path) -> Path:
-    """Unpack ``archive`` (whose top folder is ``target.name``) to ``target`` once, atomically."""
-    if _is_imagefolder(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
-        inner = tmp / target.name
-        if not _is_imagefolder(inner):
-            raise DataNotFoundError(f"{archive} does not hold {target.name}/{{train,test}}/<class>/*")
-        try:
-            os.replace(inner, target)  # one rename: a reader never sees half a tree
-        except OSError:
-            if not _is_imagefolder(target):  # another process won the race: fine; anything else: raise
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _online(host: str = "www.cs.toronto.edu", timeout: float = 1.5) -> bool:
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def describe_available() -> list[dict[str, str]]:
-    """Status of each data set for the setup chapter: dataset, status, location."""
-    rows, online = [], None
-    for spec in SPECS.values():
-        found = [(k, p, s) for k, p, s in _candidates(spec) if _present(k, p)]
-        if found:
-            kind, path, status = found[0]
-            rows.append({"dataset": spec.name, "status": status, "location": str(path)})
-            continue
-        if spec.torchvision_class:
-            online = _online() if online is None else online
-            status = "will download" if online else "missing"
-            where = f"torchvision.datasets.{spec.torchvision_class} → {paths.cache_root()}"
-        else:
-            status, where = "missing", "an ImageFolder path you provide (RANKBOOK_IMAGENET)"
-        rows.append({"dataset": spec.name, "status": status, "location": where})
-    return rows
+_spec = sources.spec  # older private names, kept for callers that used them
+_is_imagefolder = sources.is_imagefolder
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def _torchvision_dataset(spec: Spec, parent: Path, train: bool, download: bool):
-    import torchvision.datasets
+def _split_dir(root: Path, split: str) -> Path:
+    if split == "test" and not (root / "test").is_dir():
+        return root / "val"  # ImageNet names its held-out split "val"
+    return root / split
 
-    cls = getattr(torchvision.datasets, spec.torchvision_class)
-    return cls(str(parent), train=train, download=download)
+
+def _class_names(split_dir: Path) -> list[str]:
+    return sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def check_classes(root: Path) -> list[str]:
+    """The class list of an ImageFolder tree; an error when its train and test splits disagree."""
+    train_dir, test_dir = _split_dir(root, "train"), _split_dir(root, "test")
+    train, test = _class_names(train_dir), _class_names(test_dir)
+    if train != test:
+        only_train = sorted(set(train) - set(test)) or ["none"]
+        only_test = sorted(set(test) - set(train)) or ["none"]
+        raise ClassListError(
+            f"the class folders of {train_dir} ({len(train)}) and {test_dir} ({len(test)}) differ; "
+            f"only in train: {', '.join(only_train[:10])}; "
+            f"only in {test_dir.name}: {', '.join(only_test[:10])}. "
+            f"Labels are positions in the sorted class list, so a missing class would shift every label. "
+            f"Fix: give both splits the same class folders (copy the missing ones, with their images).")
+    return train
 
 
 def _list_imagefolder(split_dir: Path) -> tuple[list[Path], np.ndarray, list[str]]:
-    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+    if not split_dir.is_dir():
+        raise DataNotFoundError(f"{split_dir} does not exist; an ImageFolder tree needs "
+                                f"{split_dir.parent}/{{train,test}}/<class>/*")
+    classes = _class_names(split_dir)
     if not classes:
         raise DataNotFoundError(f"{split_dir} has no class folders")
     files, labels = [], []
     for i, c in enumerate(classes):
         found = sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise DataNotFoundError(f"the class folder {split_dir / c} holds no images "
+                                    f"({', '.join(IMAGE_SUFFIXES)}); put its images there or remove the "
+                                    f"class from both splits")
         files += found
         labels += [i] * len(found)
     return files, np.asarray(labels, dtype=np.int64), classes
@@ -269,33 +151,76 @@ def stratified_subset(labels: np.ndarray, count: int | None, seed: int) -> np.nd
     return np.sort(np.concatenate(chosen))
 
 
-def _decode(files: list[Path], image_size: int) -> torch.Tensor:
+def _decode(files: list[Path], image_size: int, origin: str) -> torch.Tensor:
     from PIL import Image
 
     out = torch.empty(len(files), 3, image_size, image_size, dtype=torch.uint8)
     for i, f in enumerate(files):
-        with Image.open(f) as im:
-            im = im.convert("RGB")
-            if im.size != (image_size, image_size):
-                im = im.resize((image_size, image_size), Image.BILINEAR)
-            out[i] = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+        try:
+            with Image.open(f) as im:
+                im = im.convert("RGB")
+                if im.size != (image_size, image_size):
+                    im = im.resize((image_size, image_size), Image.BILINEAR)
+                out[i] = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise DamagedFileError(f"{f} cannot be decoded as an image ({type(exc).__name__}: {exc}). "
+                                   f"Fix: {origin}") from exc
     return out
+
+
+def _damaged_image_fix(source: Source) -> str:
+    marker = source.path / sources.MARKER
+    if marker.is_file():  # unpacked from an archive: the damage is in the archive
+        return ("the archive it was unpacked from is damaged; copy the archive again from its source "
+                f"(it will be unpacked again), or delete {source.path}")
+    return "replace that file with an intact copy, or delete it"
 
 
 def _read_split(source: Source, spec: Spec, split: str, subset: int | None, seed: int, image_size: int
                 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     if source.kind == "torchvision":
-        ds = _torchvision_dataset(spec, source.path.parent, train=split == "train", download=False)
+        ds = sources._torchvision_dataset(spec, source.path.parent, train=split == "train", download=False)
         labels = np.asarray(ds.targets, dtype=np.int64)
         idx = stratified_subset(labels, subset, seed)
         images = torch.from_numpy(ds.data[idx]).permute(0, 3, 1, 2).contiguous()
         return images, torch.from_numpy(labels[idx]), list(ds.classes)
-    split_dir = source.path / split
-    if split == "test" and not split_dir.is_dir():
-        split_dir = source.path / "val"  # ImageNet names its held-out split "val"
-    files, labels, classes = _list_imagefolder(split_dir)
+    check_classes(source.path)
+    files, labels, classes = _list_imagefolder(_split_dir(source.path, split))
     idx = stratified_subset(labels, subset, seed)
-    return _decode([files[i] for i in idx], image_size), torch.from_numpy(labels[idx]), classes
+    images = _decode([files[i] for i in idx], image_size, _damaged_image_fix(source))
+    return images, torch.from_numpy(labels[idx]), classes
+
+
+def _read_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]] | None:
+    """A decoded split from the tensor cache; None (and the file removed) when missing or damaged."""
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, weights_only=True)
+        images, labels, classes = blob["images"], blob["labels"], list(blob["classes"])
+        ok = (images.dtype == torch.uint8 and images.ndim == 4 and images.shape[1] == 3
+              and labels.shape == (len(images),) and all(isinstance(c, str) for c in classes))
+        if ok:
+            return images, labels, classes
+        problem = "unexpected contents"
+    except Exception as exc:  # truncated, or not a tensor file at all: it is derived, so decode again
+        problem = f"{type(exc).__name__}: {exc}"
+    warnings.warn(f"the decoded-image cache {path} is damaged ({problem}); decoding the images again",
+                  stacklevel=3)
+    try:
+        path.unlink()
+    except OSError:
+        pass  # read-only cache: it is simply not used
+    return None
+
+
+def _write_cache(path: Path, images: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> None:
+    try:
+        atomic.write_with(path, lambda tmp: torch.save({"images": images, "labels": labels,
+                                                        "classes": classes}, tmp))
+    except OSError as exc:  # full disk, read-only cache: the data is in memory; only caching is lost
+        warnings.warn(f"{exc}; the decoded images are not cached, so they will be decoded again next time",
+                      stacklevel=3)
 
 
 def load_split(name: str, split: str, subset: int | None = None, seed: int = 0, image_size: int = 32,
@@ -303,18 +228,18 @@ def load_split(name: str, split: str, subset: int | None = None, seed: int = 0, 
     """Split ``"train"`` or ``"test"`` of data set ``name`` as uint8 tensors, decoded once and cached."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    spec = _spec(name)
+    spec = sources.spec(name)
     source = locate(name, download=download, root=root)
-    key = hashlib.sha256(f"{name}|{source.kind}|{source.path}|{split}|{subset}|{seed}|{image_size}".encode()
-                         ).hexdigest()[:16]
+    key = hashlib.sha256(f"{name}|{source.kind}|{source.fingerprint}|{split}|{subset}|{seed}|{image_size}"
+                         .encode()).hexdigest()[:16]
     cached = paths.cache_root() / "tensors" / f"{name}-{split}-{subset or 'all'}-{key}.pt"
-    desc = f"{name} {split} ({'all' if subset is None else f'{subset}, stratified, seed {seed}'}; from {source.path})"
-    if cached.exists():
-        blob = torch.load(cached, weights_only=True)
-        return ImageData(blob["images"], blob["labels"], blob["classes"], desc)
-    images, labels, classes = _read_split(source, spec, split, subset, seed, image_size)
-    atomic.write_with(cached, lambda tmp: torch.save({"images": images, "labels": labels, "classes": classes}, tmp))
-    return ImageData(images, labels, classes, desc)
+    desc = (f"{name} {split} ({'all' if subset is None else f'{subset}, stratified, seed {seed}'}; "
+            f"from {source.path}, {source.fingerprint})")
+    found = _read_cache(cached)
+    if found is None:
+        found = _read_split(source, spec, split, subset, seed, image_size)
+        _write_cache(cached, *found)
+    return ImageData(*found, desc, source.fingerprint)
 
 
 # --------------------------------------------------------------------------- on-device transforms
@@ -333,7 +258,7 @@ def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
-    """Random crop after ``padding`` zero pixels each side, then a random horizontal flip (tensor ops only)."""
+    """Random crop after ``padding`` zero pixels each side, then a random horizontal flip (tensor ops)."""
     b, c, h, w = images.shape
     dev = images.device
     padded = torch.nn.functional.pad(images, (padding,) * 4)

@@ -29,6 +29,14 @@ offsets chosen by a generator seeded from ``(seed, step)`` alone, so any
 step's batch is reproducible without state (resuming needs nothing).
 :func:`eval_windows` cuts the evaluation text into consecutive
 non-overlapping windows, the same every time.
+
+Caches and damaged files
+------------------------
+Tokens are cached in ``cache_root()/tokens/`` under the split file's content
+fingerprint (:func:`fingerprint`), so an edited file is tokenized again even
+when its size did not change. A damaged token cache is rebuilt; a cache that
+cannot be written only costs tokenizing again. A split file that is not
+UTF-8 (e.g. Latin-1) or is empty is an error naming the file and the fix.
 """
 from __future__ import annotations
 
@@ -43,7 +51,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rankbook.store import atomic, fingerprints, paths
+from rankbook.store import atomic, errors, fingerprints, paths
 
 CORPORA = ("wikitext-2", "wikitext-103")
 TOKENIZERS = ("bytes", "gpt2")
@@ -52,12 +60,16 @@ WIKITEXT103_URLS = ("https://s3.amazonaws.com/research.metamind.io/wikitext/wiki
                     "https://wikitext.smerity.com/wikitext-103-raw-v1.zip")
 #: file names of each corpus' splits, relative to the corpus folder
 SPLIT_FILES = {"wikitext-2": {"valid": "valid.txt", "test": "test.txt"},
-               "wikitext-103": {"train": "wiki.train.raw", "valid": "wiki.valid.raw", "test": "wiki.test.raw"}}
+               "wikitext-103": {"train": "wiki.train.raw", "valid": "wiki.valid.raw",
+                                "test": "wiki.test.raw"}}
 FOLDERS = {"wikitext-2": "wikitext-2", "wikitext-103": "wikitext-103-raw"}
 
 
+DamagedFileError = errors.DamagedFileError
+
+
 class TextDataNotFoundError(FileNotFoundError):
-    """A corpus split that is neither on disk nor downloadable; the message names where it looked and the fixes."""
+    """A corpus split neither on disk nor downloadable; the message names where it looked and the fixes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,12 +179,19 @@ def _download_wikitext103(cache: Path) -> None:
             last = exc
     else:
         raise last or OSError("no URL")
-    staging = cache / f".{target.name}.unpacking"
-    shutil.rmtree(staging, ignore_errors=True)
-    with zipfile.ZipFile(archive) as zf:
-        zf.extractall(staging)
-    (staging / target.name).rename(target)  # one rename: readers never see half a folder
-    shutil.rmtree(staging, ignore_errors=True)
+    atomic.clean_stale(cache, target.name)  # half-unpacked folders of killed runs
+    staging = cache / atomic.temp_name(target.name)
+    try:
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(staging)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            archive.unlink(missing_ok=True)  # a download is derived: the next run fetches it again
+            raise DamagedFileError(f"the download {archive} is damaged ({exc}); it was deleted: run again "
+                                   f"to download it again") from exc
+        (staging / target.name).rename(target)  # one rename: readers never see half a folder
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _fetch(url: str, dest: Path) -> None:
@@ -191,6 +210,7 @@ class TokenText:
     vocab_size: int
     tokenizer: str
     description: str
+    fingerprint: str = ""  # of the split file (:func:`fingerprint`), for results manifests
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -198,20 +218,59 @@ class TokenText:
 
 def load_tokens(corpus: str, split: str, tokenizer_name: str = "bytes", max_tokens: int = 0,
                 download: bool = True) -> TokenText:
-    """Tokenize ``corpus``'s ``split`` (its first ``max_tokens`` tokens when > 0); cached in the cache folder."""
+    """Tokenize ``corpus``'s ``split`` (its first ``max_tokens`` tokens when > 0); cached (module doc)."""
     path = locate(corpus, split, download=download)
     tok = tokenizer(tokenizer_name)
-    cache = paths.cache_root() / "tokens" / f"{FOLDERS[corpus]}-{split}-{tok.name}-{path.stat().st_size}.npy"
-    if cache.is_file():
-        ids = np.load(cache)
-    else:
-        ids = np.asarray(tok.encode(path.read_text(encoding="utf-8")), dtype=np.int32)
-        atomic.write_with(cache, lambda tmp: _save_npy(tmp, ids))
+    fp = fingerprints.fingerprint(path)
+    cache = paths.cache_root() / "tokens" / f"{FOLDERS[corpus]}-{split}-{tok.name}-{fp[7:]}.npy"
+    ids = _read_token_cache(cache, tok.vocab_size)
+    if ids is None:
+        ids = np.asarray(tok.encode(read_text(path)), dtype=np.int32)
+        try:
+            atomic.write_with(cache, lambda tmp: _save_npy(tmp, ids))
+        except OSError as exc:  # full disk, read-only cache: only the caching is lost
+            warnings.warn(f"{exc}; the tokens are not cached, so the text is tokenized again next time",
+                          stacklevel=2)
     if max_tokens:
         ids = ids[:max_tokens]
-    desc = (f"{corpus} {split} ({path}), {len(ids):,} {tok.name} tokens"
+    desc = (f"{corpus} {split} ({path}, {fp}), {len(ids):,} {tok.name} tokens"
             + (f" (first {max_tokens:,})" if max_tokens else ""))
-    return TokenText(torch.from_numpy(ids.astype(np.int64)), tok.vocab_size, tok.name, desc)
+    return TokenText(torch.from_numpy(ids.astype(np.int64)), tok.vocab_size, tok.name, desc, fp)
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a split file; an error naming the file and the fix when it is not UTF-8 or empty."""
+    raw = Path(path).read_bytes()
+    if not raw.strip():
+        raise DamagedFileError(f"{path} is empty; put the raw corpus text there (copy it again from its "
+                               f"source)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DamagedFileError(
+            f"{path} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} ({exc.reason}); "
+            f"perhaps Latin-1 or another encoding. Fix: convert it, e.g. `iconv -f latin1 -t utf-8 {path} "
+            f"> {Path(path).name}.utf8 && mv {Path(path).name}.utf8 {path}`, or copy the original "
+            f"(UTF-8) file again") from exc
+
+
+def _read_token_cache(path: Path, vocab_size: int) -> np.ndarray | None:
+    """Cached token ids; None (and the file removed) when missing or damaged: they are simply rebuilt."""
+    if not path.is_file():
+        return None
+    try:
+        ids = np.load(path, allow_pickle=False)
+        if ids.ndim == 1 and ids.dtype == np.int32 and len(ids) and 0 <= ids.min() and ids.max() < vocab_size:
+            return ids
+        problem = "unexpected contents"
+    except (OSError, ValueError, EOFError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    warnings.warn(f"the token cache {path} is damaged ({problem}); tokenizing the text again", stacklevel=3)
+    try:
+        path.unlink()
+    except OSError:
+        pass  # read-only cache
+    return None
 
 
 def _save_npy(tmp: Path, ids: np.ndarray) -> None:
@@ -230,7 +289,7 @@ def train_batch(text: TokenText, step: int, seed: int, batch_size: int, seq_len:
 
 
 def eval_windows(text: TokenText, seq_len: int, max_windows: int = 0) -> torch.Tensor:
-    """Consecutive non-overlapping ``[windows, seq_len + 1]`` slices of the text (the first ``max_windows``)."""
+    """Consecutive non-overlapping ``[windows, seq_len + 1]`` slices of the text (first ``max_windows``)."""
     count = (len(text) - 1) // seq_len
     if count < 1:
         raise ValueError(f"{text.description} is too short for windows of {seq_len + 1} tokens")

@@ -1,15 +1,59 @@
-"""Where rankbook reads data and writes outputs; each overridable by an environment variable."""
+"""Where rankbook reads data and writes outputs; each overridable by an environment variable.
+
+A relative value (``RANKBOOK_BUILD=out``) means relative to the directory the
+process was in when the variable was first read, and the absolute path is
+written back into ``os.environ``. Every process started afterwards (the
+notebook kernels, which run in ``notebooks/``) inherits the absolute value, so
+the runner and the kernels write to the same place. Importing this module
+resolves the variables already set (:func:`export_absolute`), before any
+kernel can start.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: the variables that hold paths (RANKBOOK_PROFILE and the others hold names, not paths)
+PATH_VARS = ("RANKBOOK_DATA", "RANKBOOK_CACHE", "RANKBOOK_BUILD", "RANKBOOK_IMAGENET")
+
+
+class PathSettingError(NotADirectoryError):
+    """A RANKBOOK_* variable that names a file where a folder is needed."""
+
+
+def env_path(var: str) -> Path | None:
+    """``$var`` as an absolute path (re-exported absolute), or None when unset or empty."""
+    value = os.environ.get(var, "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    path = path.resolve()
+    if os.environ.get(var) != str(path):
+        os.environ[var] = str(path)  # children (kernels in another directory) see the same place
+    if path.exists() and not path.is_dir():
+        raise PathSettingError(f"{var}={value} is a file, not a folder ({path}); set {var} to a folder, "
+                               f"or unset it to use the default")
+    return path
+
+
+def export_absolute() -> dict[str, str]:
+    """Resolve every set RANKBOOK_* path variable to an absolute path in ``os.environ``; return them."""
+    done = {}
+    for var in PATH_VARS:
+        try:
+            path = env_path(var)
+        except PathSettingError:
+            continue  # reported when the path is used, where the message can say what it was for
+        if path is not None:
+            done[var] = str(path)
+    return done
 
 
 def _env_path(var: str, default: Path) -> Path:
-    value = os.environ.get(var)
-    return Path(value).expanduser().resolve() if value else default
+    return env_path(var) or default
 
 
 def data_root() -> Path:
@@ -18,7 +62,7 @@ def data_root() -> Path:
 
 
 def cache_root() -> Path:
-    """Writable cache for downloads and unpacked archives (``$RANKBOOK_CACHE``)."""
+    """Cache for downloads, unpacked archives and decoded data (``$RANKBOOK_CACHE``); may be read-only."""
     return _env_path("RANKBOOK_CACHE", Path.home() / ".cache" / "rankbook")
 
 
@@ -27,8 +71,21 @@ def build_root() -> Path:
     return _env_path("RANKBOOK_BUILD", REPO_ROOT / "_build")
 
 
+def imagenet_root() -> Path:
+    """ImageNet in the ImageFolder layout (``$RANKBOOK_IMAGENET``, default ``<data>/imagenet``)."""
+    return _env_path("RANKBOOK_IMAGENET", data_root() / "imagenet")
+
+
 def output_dir(profile: str, chapter: str) -> Path:
     """A chapter's output folder for one profile (figures, JSON summaries), created on demand."""
     path = build_root() / "outputs" / profile / chapter
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from rankbook.store import errors  # errors imports this module
+
+        raise errors.storage_error(path, exc) from exc
     return path
+
+
+export_absolute()

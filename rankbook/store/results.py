@@ -9,6 +9,19 @@ refuses to overwrite it.
 
 Search order: ``<repo>/results`` (paper-scale runs made on a GPU and
 committed), then ``<build>/results`` (where training writes by default).
+
+Damaged folders never block a configuration: :func:`find` skips a folder
+whose manifest or arrays cannot be read (truncated, empty, an array the
+manifest lists but the file lacks) with a warning, as an unfinished run, and
+:func:`save` overwrites it. :func:`load` of such a folder is a
+:class:`DamagedResultError` naming the file and the fix. Asking a loaded
+result for an array it does not hold is a :class:`MissingArrayError` naming
+the array, the folder and the arrays it does hold.
+
+Data identity: the training code puts the data's fingerprints
+(:func:`rankbook.data.images.fingerprint`) into the config, so a run on
+other data has another key, and passes ``extra={"data": {...}}`` so the
+manifest says which data it was (:attr:`Result.data`).
 """
 from __future__ import annotations
 
@@ -25,8 +38,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rankbook.store import atomic
-from rankbook.store import paths
+from rankbook.store import atomic, errors, paths
 
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
@@ -34,6 +46,31 @@ ARRAYS = "arrays.npz"
 
 class ResultMismatchError(RuntimeError):
     """A results folder that belongs to a different config than the one asked for."""
+
+
+class DamagedResultError(errors.DamagedFileError):
+    """A results folder whose manifest or arrays cannot be read."""
+
+
+class MissingArrayError(KeyError):
+    """An array a result does not hold."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0])
+
+
+class Arrays(dict):
+    """A result's arrays by name; a name it lacks is a :class:`MissingArrayError` saying what it holds."""
+
+    def __init__(self, folder: Path, arrays: Mapping[str, np.ndarray]):
+        super().__init__(arrays)
+        self.folder = folder
+
+    def __missing__(self, name: str):
+        held = ", ".join(sorted(self)) or "none"
+        raise MissingArrayError(
+            f"the result in {self.folder} has no array {name!r} (it holds: {held}); "
+            f"it was made by code that did not record it: delete {self.folder} to compute it again")
 
 
 @dataclasses.dataclass
@@ -44,9 +81,18 @@ class Result:
     arrays: dict[str, np.ndarray]
     manifest: dict[str, Any]
 
+    def __post_init__(self):
+        if not isinstance(self.arrays, Arrays):
+            self.arrays = Arrays(self.path, self.arrays)
+
     @property
     def config(self) -> dict[str, Any]:
         return self.manifest["config"]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """What the manifest says about the data (``{}`` for runs saved without it)."""
+        return self.manifest.get("data") or {}
 
 
 def canonical(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,39 +121,84 @@ def run_dir(name: str, config: Mapping[str, Any], root: Path | None = None) -> P
 
 
 def find(name: str, config: Mapping[str, Any], roots: list[Path] | None = None) -> Result | None:
-    """The finished result of exactly ``config``, searching ``roots`` (default :func:`search_roots`)."""
+    """The finished result of exactly ``config``, searching ``roots`` (default :func:`search_roots`).
+
+    A damaged folder is skipped with a warning (an unfinished run: training
+    again overwrites it), never an error that blocks the configuration.
+    """
     want = canonical(config)
     for root in roots or search_roots():
         folder = run_dir(name, config, root)
-        manifest_path = folder / MANIFEST
-        if not manifest_path.exists():
+        if not (folder / MANIFEST).exists():
             continue
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("config") != want:
-            warnings.warn(f"{folder} holds a result of a different config; not reused", stacklevel=2)
-            continue
-        return load(folder)
+        try:
+            manifest = read_manifest(folder)
+            if manifest["config"] != want:
+                warnings.warn(f"{folder} holds a result of a different config; not reused", stacklevel=2)
+                continue
+            return load(folder)
+        except DamagedResultError as exc:
+            warnings.warn(f"{exc} Treated as an unfinished run: it is not reused, and training this "
+                          f"config again overwrites it.", stacklevel=2)
     return None
 
 
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """A run folder's manifest; :class:`DamagedResultError` naming the file when it cannot be read."""
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        problem = None if isinstance(manifest, dict) and "config" in manifest else "it holds no config"
+    except FileNotFoundError:
+        raise DamagedResultError(f"{folder} is not a finished run: it has no {MANIFEST} (the run was "
+                                 f"interrupted). Train it again, or delete {folder}.") from None
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem:
+        raise DamagedResultError(f"{path} is damaged or truncated ({problem}). Fix: delete {folder} and "
+                                 f"train again (a run of this config overwrites it).")
+    return manifest
+
+
+def read_arrays(folder: Path, expected: list[str] | None = None) -> dict[str, np.ndarray]:
+    """A run folder's arrays; :class:`DamagedResultError` when truncated, empty or lacking one expected."""
+    path = Path(folder) / ARRAYS
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as exc:  # BadZipFile, EOFError, zlib.error, ValueError: all mean a damaged file
+        what = "missing" if isinstance(exc, FileNotFoundError) else "damaged, truncated or empty"
+        raise DamagedResultError(f"{path} is {what} ({type(exc).__name__}: {exc}). Fix: delete {folder} "
+                                 f"and train again (a run of this config overwrites it).") from exc
+    lacking = [k for k in expected or [] if k not in arrays]
+    if lacking:
+        raise DamagedResultError(f"{path} lacks the array(s) {', '.join(lacking)} that {MANIFEST} lists. "
+                                 f"Fix: delete {folder} and train again.")
+    return arrays
+
+
 def load(folder: Path) -> Result:
-    """Read a finished run folder."""
+    """Read a finished run folder; :class:`DamagedResultError` naming the file when it cannot be read."""
     folder = Path(folder)
-    manifest = json.loads((folder / MANIFEST).read_text())
-    with np.load(folder / ARRAYS) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    manifest = read_manifest(folder)
+    listed = manifest.get("arrays")
+    arrays = read_arrays(folder, list(listed) if isinstance(listed, dict) else None)
     return Result(folder, arrays, manifest)
 
 
 def check_folder(folder: Path, config: Mapping[str, Any]) -> None:
-    """Raise if ``folder`` already holds a finished result of another config."""
-    manifest_path = Path(folder) / MANIFEST
-    if manifest_path.exists():
-        found = json.loads(manifest_path.read_text()).get("config")
-        if found != canonical(config):
-            raise ResultMismatchError(
-                f"{folder} already holds a result of a different config; refusing to overwrite it. "
-                f"Remove the folder or write elsewhere.")
+    """Raise if ``folder`` already holds a finished result of another config (a damaged one may go)."""
+    if not (Path(folder) / MANIFEST).exists():
+        return
+    try:
+        found = read_manifest(folder)["config"]
+    except DamagedResultError as exc:
+        warnings.warn(f"{exc} It will be overwritten.", stacklevel=2)
+        return
+    if found != canonical(config):
+        raise ResultMismatchError(
+            f"{folder} already holds a result of a different config; refusing to overwrite it. "
+            f"Remove the folder or write elsewhere.")
 
 
 def save(folder: Path, config: Mapping[str, Any], arrays: Mapping[str, Any], *, wall_s: float,
@@ -123,7 +214,7 @@ def save(folder: Path, config: Mapping[str, Any], arrays: Mapping[str, Any], *, 
                 "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "arrays": {k: list(v.shape) for k, v in arrays.items()}, **(extra or {})}
     atomic.write_json(folder / MANIFEST, manifest)
-    return Result(folder, arrays, canonical(manifest))
+    return Result(folder, Arrays(folder, arrays), canonical(manifest))
 
 
 def _savez(tmp: Path, arrays: Mapping[str, np.ndarray]) -> None:

@@ -1,0 +1,256 @@
+"""Where an image data set comes from: finding it, fingerprinting it, unpacking its archive.
+
+Order of places (see :mod:`rankbook.data.images` for the whole story): the
+offline data folder (an ImageFolder tree, its archive, torchvision's folder),
+then the cache (an earlier unpack or download), then a torchvision download.
+
+An archive is unpacked once into the cache; the unpacked folder records the
+archive's fingerprint (``.rankbook-source``), so an archive that changed is
+unpacked again instead of its old contents being reused. A half-unpacked
+folder left by a killed run is a marked temporary that the next unpack
+removes (:func:`rankbook.store.atomic.clean_stale`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import os
+import shutil
+import socket
+import tarfile
+import zlib
+from pathlib import Path
+
+from rankbook.store import atomic, errors, fingerprints, paths
+
+MARKER = ".rankbook-source"
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """How to find one data set."""
+
+    name: str
+    num_classes: int
+    folder: str | None  # unpacked ImageFolder tree in the data folder or cache
+    archive: str | None  # tarball of that tree in the data folder
+    torchvision_class: str | None  # torchvision.datasets class that can download it
+    torchvision_folder: str | None  # what that class unpacks to
+
+
+SPECS = {
+    "cifar10": Spec("cifar10", 10, "cifar10-jpeg", "cifar10-jpeg.tar.gz", "CIFAR10", "cifar-10-batches-py"),
+    "cifar100": Spec("cifar100", 100, "cifar100-jpeg", "cifar100-jpeg.tar.gz", "CIFAR100",
+                     "cifar-100-python"),
+    "imagenet": Spec("imagenet", 1000, "imagenet", None, None, None),
+}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A data set that is neither on disk nor downloadable from here."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where a data set was found: ``kind`` is ``"imagefolder"`` or ``"torchvision"``."""
+
+    kind: str
+    path: Path
+    status: str  # "found offline" | "cached" | "downloaded"
+    fingerprint: str = ""  # of what was found (the archive, not its unpacked copy)
+
+
+def spec(name: str) -> Spec:
+    if name not in SPECS:
+        raise ValueError(f"unknown data set {name!r}; valid: {', '.join(SPECS)}")
+    return SPECS[name]
+
+
+def is_imagefolder(path: Path) -> bool:
+    return (path / "train").is_dir() and ((path / "test").is_dir() or (path / "val").is_dir())
+
+
+def candidates(sp: Spec, root: Path | None = None) -> list[tuple[str, Path, str]]:
+    """(kind, path, status) places to look, in order."""
+    if sp.name == "imagenet":
+        return [("imagefolder", Path(root) if root else paths.imagenet_root(), "found offline")]
+    data, cache = paths.data_root(), paths.cache_root()
+    return [("imagefolder", data / sp.folder, "found offline"),
+            ("archive", data / sp.archive, "found offline"),
+            ("torchvision", data / sp.torchvision_folder, "found offline"),
+            ("imagefolder", cache / sp.folder, "cached"),
+            ("torchvision", cache / sp.torchvision_folder, "cached")]
+
+
+def present(kind: str, path: Path) -> bool:
+    if kind == "imagefolder":
+        return is_imagefolder(path)
+    if kind == "archive":
+        return path.is_file()
+    return path.is_dir()
+
+
+def first_present(sp: Spec, root: Path | None = None) -> tuple[str, Path, str] | None:
+    return next(((k, p, s) for k, p, s in candidates(sp, root) if present(k, p)), None)
+
+
+def fingerprint(name: str, download: bool = True, root: Path | None = None) -> str:
+    """``"sha256:<16 hex>"`` of the source :func:`locate` would use for data set ``name``.
+
+    The source is the offline archive file (the sha256 of its bytes), an
+    ImageFolder tree, or torchvision's folder of pickles, hashed without
+    unpacking or decoding anything, once; later calls are served from the
+    cache by size and mtime (:mod:`rankbook.store.fingerprints`). A data set
+    found nowhere is downloaded when allowed, else :class:`DataNotFoundError`.
+    """
+    found = first_present(spec(name), root)
+    path = found[1] if found else locate(name, download=download, root=root).path
+    return fingerprints.fingerprint(path)
+
+
+def locate(name: str, download: bool = True, root: Path | None = None) -> Source:
+    """Find data set ``name`` (see the module doc for the order); unpack or download if needed."""
+    sp = spec(name)
+    found = first_present(sp, root)
+    if found:
+        kind, path, status = found
+        fp = fingerprints.fingerprint(path)
+        if kind == "archive":
+            return Source("imagefolder", unpack_archive(path, paths.cache_root() / sp.folder, fp), status, fp)
+        return Source(kind, path, status, fp)
+    looked = candidates(sp, root)
+    if download and sp.torchvision_class:
+        cache = paths.cache_root()
+        try:
+            _torchvision_dataset(sp, cache, train=True, download=True)
+            _torchvision_dataset(sp, cache, train=False, download=True)
+        except Exception as exc:  # no network, a proxy, a half download: all end in the same advice
+            raise DataNotFoundError(missing_message(sp, looked, f"the download failed: {exc}")) from exc
+        folder = cache / sp.torchvision_folder
+        return Source("torchvision", folder, "downloaded", fingerprints.fingerprint(folder))
+    raise DataNotFoundError(missing_message(sp, looked, "downloading is off" if sp.torchvision_class
+                                            else "it cannot be downloaded automatically"))
+
+
+def missing_message(sp: Spec, looked, why: str) -> str:
+    where = "\n".join(f"  - {p}" for _, p, _ in looked)
+    if sp.name == "imagenet":
+        fix = ("Put ImageNet in the ImageFolder layout root/{train,val}/<class>/* and pass its path, "
+               "or set RANKBOOK_IMAGENET to it.")
+    else:
+        fix = (f"Fix it either way: (1) set RANKBOOK_DATA to a folder holding an offline copy "
+               f"({sp.folder}/ as root/{{train,test}}/<class>/*, {sp.archive}, or torchvision's "
+               f"{sp.torchvision_folder}/); or (2) run on a machine with internet access so that "
+               f"torchvision.datasets.{sp.torchvision_class} can download it into {paths.cache_root()}.")
+    return f"data set {sp.name!r} not found ({why}). Looked in:\n{where}\n{fix}"
+
+
+def _marker_fingerprint(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / MARKER).read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def unpack_archive(archive: Path, target: Path, fp: str | None = None) -> Path:
+    """Unpack ``archive`` (top folder ``target.name``) to ``target``, once per archive content, atomically.
+
+    ``target`` is reused only when its marker holds the archive's fingerprint
+    ``fp`` (computed when not given); otherwise it is replaced.
+    """
+    archive, target = Path(archive), Path(target)
+    fp = fp or fingerprints.fingerprint(archive)
+    if is_imagefolder(target) and _marker_fingerprint(target) == fp:
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic.clean_stale(target.parent, target.name)  # half-unpacked folders of killed runs
+        tmp = target.parent / atomic.temp_name(target.name)
+        tmp.mkdir()
+        atomic.apply_umask(tmp, directory=True)
+    except OSError as exc:
+        raise errors.storage_error(target, exc) from exc
+    try:
+        inner = _extract(archive, tmp, target.name)
+        (inner / MARKER).write_text(json.dumps({"archive": str(archive), "fingerprint": fp}) + "\n")
+        _swap_in(inner, target, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _extract(archive: Path, tmp: Path, top: str) -> Path:
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+    except OSError as exc:
+        if isinstance(exc, gzip.BadGzipFile) or exc.errno is None:
+            raise errors.DamagedFileError(damaged_archive_message(archive, exc)) from exc
+        raise errors.storage_error(tmp / top, exc) from exc
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise errors.DamagedFileError(damaged_archive_message(archive, exc)) from exc
+    inner = tmp / top
+    if not is_imagefolder(inner):
+        raise DataNotFoundError(f"{archive} does not hold {top}/{{train,test}}/<class>/*. Fix: re-create it "
+                                f"with that layout (tar czf {archive.name} {top}), or put the unpacked "
+                                f"tree {top}/ next to it instead")
+    return inner
+
+
+def damaged_archive_message(archive: Path, exc: BaseException) -> str:
+    with open(archive, "rb") as fh:
+        head = fh.read(4)
+    if head.startswith(b"PK"):
+        what = "a zip file, not a .tar.gz"
+        fix = (f"unzip it so that {archive.parent / archive.name.split('.')[0]}/{{train,test}}/<class>/* "
+               f"exists (that tree is read directly), or re-pack it with tar czf")
+    else:
+        what = "damaged or truncated (an interrupted copy or download?)"
+        fix = "copy it again from its source and compare its sha256 with the one published there"
+    return f"the archive {archive} is {what}: {type(exc).__name__}: {exc}. Fix: {fix}."
+
+
+def _swap_in(inner: Path, target: Path, tmp: Path) -> None:
+    """Put ``inner`` at ``target``; an older tree there is moved aside (into ``tmp``) and removed."""
+    try:
+        if target.exists():
+            os.replace(target, tmp / "stale")
+        os.replace(inner, target)  # one rename: a reader never sees half a tree
+    except OSError as exc:
+        if is_imagefolder(target) and _marker_fingerprint(target) == _marker_fingerprint(inner):
+            return  # another process unpacked the same archive first: fine
+        raise errors.storage_error(target, exc) from exc
+
+
+def _online(host: str = "www.cs.toronto.edu", timeout: float = 1.5) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def describe_available() -> list[dict[str, str]]:
+    """Status of each data set for the setup chapter: dataset, status, location."""
+    rows, online = [], None
+    for sp in SPECS.values():
+        found = first_present(sp)
+        if found:
+            rows.append({"dataset": sp.name, "status": found[2], "location": str(found[1])})
+            continue
+        if sp.torchvision_class:
+            online = _online() if online is None else online
+            status = "will download" if online else "missing"
+            where = f"torchvision.datasets.{sp.torchvision_class} → {paths.cache_root()}"
+        else:
+            status, where = "missing", "an ImageFolder path you provide (RANKBOOK_IMAGENET)"
+        rows.append({"dataset": sp.name, "status": status, "location": where})
+    return rows
+
+
+def _torchvision_dataset(sp: Spec, parent: Path, train: bool, download: bool):
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, sp.torchvision_class)
+    return cls(str(parent), train=train, download=download)

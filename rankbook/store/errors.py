@@ -1,0 +1,46 @@
+"""The errors a damaged file or an unwritable folder gets: each names the file and the fix."""
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from rankbook.store import paths
+
+FULL = {errno.ENOSPC, errno.EDQUOT}
+DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+class DamagedFileError(OSError):
+    """A file that exists but cannot be read as what it should be (truncated, wrong format, bad encoding)."""
+
+
+class StorageError(OSError):
+    """A file that cannot be written: full disk, read-only or unwritable folder."""
+
+
+def _setting_for(path: Path) -> str:
+    """The RANKBOOK_* variable that moves ``path`` elsewhere, for the advice in a message."""
+    for var, root in (("RANKBOOK_BUILD", paths.build_root), ("RANKBOOK_CACHE", paths.cache_root)):
+        try:
+            if path.is_relative_to(root()):
+                return f"set {var} to a folder on another disk (now {root()})"
+        except (OSError, ValueError):
+            continue
+    return "write to another folder"
+
+
+def storage_error(path: str | os.PathLike, exc: OSError) -> OSError:
+    """``exc`` as a :class:`StorageError` naming ``path`` and the fix when it is a full or unwritable disk."""
+    path = Path(path)
+    where = path.parent
+    while not where.exists() and where != where.parent:  # the folder that refused: the first one that exists
+        where = where.parent
+    if exc.errno in FULL:
+        return StorageError(exc.errno, f"cannot write {path}: the disk is full ({os.strerror(exc.errno)}). "
+                                       f"Free some space there, or {_setting_for(path)}.")
+    if exc.errno in DENIED:
+        return StorageError(exc.errno, f"cannot write {path}: {where} is read-only or not writable by "
+                                       f"this user ({os.strerror(exc.errno)}). Make it writable, or "
+                                       f"{_setting_for(path)}.")
+    return exc
