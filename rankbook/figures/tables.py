@@ -1,51 +1,123 @@
-"""Small tables that render as Markdown in notebooks and on the site, and as text in a terminal."""
+"""Small tables that render as styled HTML in notebooks and on the site, and as aligned text in a terminal.
+
+The HTML carries its own inline styles (padding, rules, alignment, tabular
+figures), so a table keeps its columns in Jupyter, Colab and the rendered
+site alike, whatever the theme's CSS: a coordinate 25 and a value 2.5 never
+run together as "252.5". Numbers are formatted per column with ``digits``
+significant figures, the same decimals down a column so the points line up,
+and scientific notation only for very large or very small magnitudes.
+Numeric columns are right-aligned, text columns left-aligned.
+"""
 from __future__ import annotations
 
 import html
+import math
+import numbers
 from typing import Any, Iterable, Mapping, Sequence
 
+#: magnitudes shown without an exponent: 1e-3 <= |x| < 1e6
+_PLAIN = (-3, 6)
+_TABLE_STYLE = ("border-collapse:collapse;margin:0.6em 0 1em;font-size:0.9em;"
+                "font-variant-numeric:tabular-nums;width:auto;max-width:100%")
+_CAPTION_STYLE = "caption-side:top;text-align:left;font-weight:600;padding:0 0 0.35em"
+_CELL_STYLE = "padding:0.3em 0.9em;border-bottom:1px solid #ddd;vertical-align:top;text-align:{align}"
+_HEAD_STYLE = _CELL_STYLE + ";border-bottom:2px solid #888;font-weight:600;white-space:nowrap"
 
-def _fmt(value: Any, digits: int) -> str:
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return str(value)
-        return f"{value:.{digits}g}"
-    return str(value)
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite_float(value: Any) -> bool:
+    return _is_number(value) and not isinstance(value, numbers.Integral) and math.isfinite(float(value))
+
+
+def _magnitude(x: float) -> int:
+    return math.floor(math.log10(abs(x))) if x else 0
+
+
+def _decimals(x: float, digits: int) -> int:
+    """Decimals that show ``x`` with ``digits`` significant figures."""
+    return max(0, digits - 1 - _magnitude(x))
+
+
+def format_column(values: Sequence[Any], digits: int) -> list[str]:
+    """Cells of one column: integers as they are, floats to ``digits`` significant figures."""
+    floats = [float(v) for v in values if _finite_float(v)]
+    mags = [_magnitude(x) for x in floats if x]
+    scientific = any(not (_PLAIN[0] <= m < _PLAIN[1]) for m in mags)
+    # one number of decimals down the column when magnitudes are close; else each value its own
+    # (the largest value gets at most one figure more than asked, so no false precision piles up)
+    shared = None
+    if not mags or max(mags) - min(mags) <= 2:
+        shared = max((_decimals(x, digits) for x in floats), default=0)
+        shared = min(shared, _decimals(max(floats, key=abs), digits) + 1) if floats else shared
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not _is_number(v):
+            out.append(str(v))
+        elif isinstance(v, numbers.Integral):
+            out.append(str(int(v)))
+        elif not math.isfinite(float(v)):
+            out.append(str(float(v)))  # nan, inf, -inf
+        elif scientific:
+            out.append(f"{float(v):.{max(digits - 1, 0)}e}")
+        else:
+            out.append(f"{float(v):.{_decimals(float(v), digits) if shared is None else shared}f}")
+    return out
 
 
 class Table:
-    """Rows of cells under named columns; displays itself in Jupyter as an HTML table."""
+    """Rows of cells under named columns; displays itself in Jupyter as a styled HTML table."""
 
-    def __init__(self, rows: Iterable[Mapping[str, Any] | Sequence[Any]], columns: Sequence[str] | None = None,
-                 *, title: str = "", digits: int = 4):
+    def __init__(self, rows: Iterable[Mapping[str, Any] | Sequence[Any]],
+                 columns: Sequence[str] | None = None, *, title: str = "", digits: int = 4):
         rows = list(rows)
         if columns is None:
             if rows and not isinstance(rows[0], Mapping):
                 raise ValueError("give columns= when rows are sequences")
             columns = list(rows[0].keys()) if rows else []
         self.columns = list(columns)
-        self.rows = [[r.get(c, "") for c in self.columns] if isinstance(r, Mapping) else list(r) for r in rows]
+        self.rows = [[r.get(c, "") for c in self.columns] if isinstance(r, Mapping) else list(r)
+                     for r in rows]
         for r in self.rows:
             if len(r) != len(self.columns):
                 raise ValueError(f"row {r!r} has {len(r)} cells for {len(self.columns)} columns")
+        if digits < 1:
+            raise ValueError(f"digits={digits}: need at least one significant figure")
         self.title = title
         self.digits = digits
 
+    def numeric(self) -> list[bool]:
+        """Per column: whether every non-empty cell is a number (those columns are right-aligned)."""
+        return [bool(col) and all(_is_number(v) for v in col if v != "")
+                for col in ([r[i] for r in self.rows] for i in range(len(self.columns)))]
+
     def cells(self) -> list[list[str]]:
-        return [[_fmt(v, self.digits) for v in r] for r in self.rows]
+        by_column = [format_column([r[i] for r in self.rows], self.digits) for i in range(len(self.columns))]
+        return [list(row) for row in zip(*by_column)] if self.rows else []
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, r)) for r in self.rows]
 
     def __str__(self) -> str:
-        cells = self.cells()
+        cells, numeric = self.cells(), self.numeric()
         widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(self.columns)]
-        line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
+
+        def line(vals):
+            cells = (v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric))
+            return "  ".join(cells).rstrip()
+
         out = ([self.title] if self.title else []) + [line(self.columns), line(["-" * w for w in widths])]
-        return "\n".join(out + [line(r) for r in cells])
+        return "\n".join(out + [line(r) for r in cells]).rstrip()
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>" for r in self.cells())
-        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
-        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        aligns = ["right" if n else "left" for n in self.numeric()]
+        head = "".join(f'<th style="{_HEAD_STYLE.format(align=a)}">{html.escape(c)}</th>'
+                       for c, a in zip(self.columns, aligns))
+        body = "".join("<tr>" + "".join(f'<td style="{_CELL_STYLE.format(align=a)}">{html.escape(v)}</td>'
+                                        for v, a in zip(r, aligns)) + "</tr>" for r in self.cells())
+        caption = (f'<caption style="{_CAPTION_STYLE}">{html.escape(self.title)}</caption>'
+                   if self.title else "")
+        return (f'<table class="rankbook-table" style="{_TABLE_STYLE}">{caption}'
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
