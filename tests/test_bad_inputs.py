@@ -14,7 +14,7 @@ from rankbook.settings import profiles
 from rankbook.store import results
 from rankbook.book import runner
 from rankbook.theory import toy
-from rankbook.training import loop as train
+from rankbook.training import checkpoint, schedule
 from rankbook.models import vit
 from rankbook.settings import vit as vit_profiles
 
@@ -45,7 +45,7 @@ def _truncated_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
     torch.save({"config": {"lr": 1.0}, "model": {"w": torch.zeros(1000)}}, path)
     path.write_bytes(path.read_bytes()[:300])
-    return train.load_checkpoint(path)
+    return checkpoint.load(path)
 
 
 def _foreign_checkpoint(tmp_path, monkeypatch):
@@ -53,7 +53,7 @@ def _foreign_checkpoint(tmp_path, monkeypatch):
 
     path = tmp_path / "checkpoint.pt"
     torch.save([1, 2, 3], path)
-    return train.load_checkpoint(path)
+    return checkpoint.load(path)
 
 
 def _pickled_object_checkpoint(tmp_path, monkeypatch):
@@ -61,7 +61,7 @@ def _pickled_object_checkpoint(tmp_path, monkeypatch):
 
     path = tmp_path / "checkpoint.pt"
     path.write_bytes(pickle.dumps({"config": {}, "model": _Payload()}))
-    return train.load_checkpoint(path)
+    return checkpoint.load(path)
 
 
 class _Payload:  # an arbitrary object: weights_only loading must refuse to unpickle it
@@ -70,10 +70,10 @@ class _Payload:  # an arbitrary object: weights_only loading must refuse to unpi
 
 BAD_INPUTS = [
     ("unknown profile", lambda *_: profiles.resolve("nonsense"),
-     profiles.ProfileError, r"unknown profile 'nonsense'.*valid profiles: fast, paper"),
+     profiles.ProfileError, r"unknown profile 'nonsense'.*valid profiles: fast, reference, paper"),
     ("profile from a bad $RANKBOOK_PROFILE",
      lambda tmp, mp: (mp.setenv(profiles.ENV_VAR, "gpu"), profiles.resolve(""))[1],
-     profiles.ProfileError, r"unknown profile 'gpu' \(from \$RANKBOOK_PROFILE\).*fast, paper"),
+     profiles.ProfileError, r"unknown profile 'gpu' \(from \$RANKBOOK_PROFILE\).*fast, reference, paper"),
     ("negative epochs", lambda *_: _select_vit(epochs=-1),
      profiles.ProfileError, r"epochs=-1 is out of range: it must be >= 1"),
     ("epochs given as text", lambda *_: _select_vit(epochs="10"),
@@ -96,7 +96,7 @@ BAD_INPUTS = [
      ValueError, r"patch_size=5 does not divide image_size=32"),
     ("zero heads", lambda *_: vit.ViTConfig(heads=0),
      ValueError, r"heads must be a positive integer"),
-    ("batch larger than the training set", lambda *_: train.steps_per_epoch(100, 512),
+    ("batch larger than the training set", lambda *_: schedule.steps_per_epoch(100, 512),
      ValueError, r"batch_size=512 exceeds the 100 training images"),
     ("unknown data set name", lambda *_: data.locate("mnist", download=False),
      ValueError, r"unknown data set 'mnist'; valid: cifar10, cifar100"),
@@ -114,11 +114,11 @@ BAD_INPUTS = [
     ("results folder of a different config", _different_config,
      results.ResultMismatchError, r"already holds a result of a different config; refusing to overwrite"),
     ("truncated checkpoint", _truncated_checkpoint,
-     train.CorruptCheckpoint, r"checkpoint .*checkpoint.pt is corrupt or truncated.*Delete it to train this run"),
+     checkpoint.CorruptCheckpoint, r"checkpoint .*checkpoint.pt is corrupt or truncated.*Delete it to train this run"),
     ("checkpoint of something else", _foreign_checkpoint,
-     train.CorruptCheckpoint, r"is not a rankbook checkpoint"),
+     checkpoint.CorruptCheckpoint, r"is not a rankbook checkpoint"),
     ("checkpoint holding an arbitrary pickled object", _pickled_object_checkpoint,
-     train.CorruptCheckpoint, r"corrupt or truncated"),
+     checkpoint.CorruptCheckpoint, r"corrupt or truncated"),
     ("unknown notebook name", lambda *_: runner.select(["99_nope"]),
      runner.RunnerError, r"unknown notebook '99_nope'; valid notebooks: 00_setup"),
 ]

@@ -15,8 +15,8 @@ import torch
 import torch.multiprocessing as mp
 
 from rankbook.training import distributed
-from rankbook.training import loop as train
-from test_train import TEST, TINY, TRAIN  # tests/ is on sys.path under pytest
+from rankbook.training.ranks import Ranks
+import tiny  # tests/ is on sys.path under pytest
 
 
 def _free_port() -> int:
@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 
 def _run(folder, **kw):
-    return train.train(TINY, folder, TRAIN, TEST, checkpoint_every=3, eval_batch_size=5, progress=False, **kw)
+    return tiny.train(folder, **kw)
 
 
 def _worker(rank: int, port: int, out: str) -> None:
@@ -72,7 +72,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
 
 def test_global_batch_must_split_over_ranks():
-    ranks = train.Ranks(rank=1, world=3)
+    ranks = Ranks(rank=1, world=3)
     with pytest.raises(ValueError, match="does not split over 3 ranks"):
         ranks.shard(torch.zeros(8))
     assert ranks.shard(torch.arange(9)).tolist() == [3, 4, 5]

@@ -16,22 +16,22 @@ import numpy as np
 import pytest
 import torch
 
-from rankbook.training import loop as train
-from test_train import TEST, TINY, TRAIN  # tests/ is on sys.path under pytest
+import tiny  # tests/ is on sys.path under pytest
+from rankbook.training import loop
+from rankbook.training.options import FitOptions
 
-FAST = train.FitOptions(precision="bf16", sync_every_step=False)
+FAST = FitOptions(precision="bf16", sync_every_step=False)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _train(folder, options, **kw):
-    return train.train(TINY, folder, TRAIN, TEST, checkpoint_every=3, eval_batch_size=5, progress=False,
-                       options=options, **kw)
+    return tiny.train(folder, options=options, **kw)
 
 
 def test_fast_path_matches_plain_path_within_tolerance(tmp_path):
-    plain, _ = _train(tmp_path / "plain", train.FitOptions())
+    plain, _ = _train(tmp_path / "plain", FitOptions())
     fast, info = _train(tmp_path / "fast", FAST)
     assert info["precision"] == "bf16"
     assert plain["step"].tolist() == fast["step"].tolist()
@@ -45,31 +45,31 @@ def test_fast_path_matches_plain_path_within_tolerance(tmp_path):
 
 
 def test_deferred_loss_checks_are_bit_identical_in_fp32(tmp_path):
-    plain, _ = _train(tmp_path / "plain", train.FitOptions())
-    deferred, _ = _train(tmp_path / "deferred", train.FitOptions(sync_every_step=False))
+    plain, _ = _train(tmp_path / "plain", FitOptions())
+    deferred, _ = _train(tmp_path / "deferred", FitOptions(sync_every_step=False))
     for k in plain:
         assert np.array_equal(plain[k], deferred[k], equal_nan=True), k
 
 
 def test_bf16_results_get_their_own_key():
-    plain = train.results_config(train._ConfigOnly(TINY), train.FitOptions(), 3)
-    fast = train.results_config(train._ConfigOnly(TINY), FAST, 3)
+    plain = loop.results_config(tiny.task(), FitOptions(), 3)
+    fast = loop.results_config(tiny.task(), FAST, 3)
     assert "precision" not in plain and fast["precision"] == "bf16"
 
 
 def test_deferred_check_still_names_the_first_bad_step(tmp_path):
-    orig = train.lr_at
+    orig = loop.lr_at
     with pytest.MonkeyPatch.context() as mp:  # NaN weights after update 6: loss NaN from step 7 on
-        mp.setattr(train, "lr_at", lambda s, *a: math.nan if s == 6 else orig(s, *a))
+        mp.setattr(loop, "lr_at", lambda s, *a: math.nan if s == 6 else orig(s, *a))
         # without host syncs the check runs at the next tracking point or checkpoint (step 9) and still names step 7
-        with pytest.raises(train.TrainingDiverged, match=r"the loss became nan at step 7 \(epoch 1\) of 12.*step 6\)"):
+        with pytest.raises(loop.TrainingDiverged, match=r"the loss became nan at step 7 \(epoch 1\) of 12.*step 6\)"):
             _train(tmp_path, FAST)
-    assert torch.load(tmp_path / train.CHECKPOINT, weights_only=True)["step"] == 6
+    assert torch.load(tiny.checkpoint_in(tmp_path), weights_only=True)["step"] == 6
 
 
 def test_auto_options_are_keyed_as_what_they_resolve_to():
-    auto = train.FitOptions(precision="auto")
+    auto = FitOptions(precision="auto")
     assert auto.resolved(torch.device("cpu")).results_fields() == {}  # CPU: the plain fp32 loop, same keys
     assert auto.resolved(torch.device("cuda")).results_fields() == {"precision": "bf16", "fused_adam": True}
     with pytest.raises(ValueError, match="precision"):
-        train.FitOptions(precision="fp16").resolved(torch.device("cpu"))
+        FitOptions(precision="fp16").resolved(torch.device("cpu"))

@@ -91,17 +91,21 @@ def test_wrong_image_shape_is_named():
         ViT(SMALL)(torch.randn(1, 3, 16, 16))
 
 
-def test_init_scale_scales_all_but_the_token_mapper():
+@pytest.mark.parametrize("scale_norms", [False, True])
+def test_init_scale_scales_all_but_the_token_mapper(scale_norms):
     torch.manual_seed(1)
     base = dict(ViT(SMALL).named_parameters())
     torch.manual_seed(1)
-    scaled = dict(ViT(ViTConfig(**{**SMALL.__dict__, "init_scale": 0.01})).named_parameters())
+    scaled = dict(ViT(ViTConfig(**{**SMALL.__dict__, "init_scale": 0.01, "scale_norms": scale_norms}))
+                  .named_parameters())
     mapper = [n for n in base if is_token_mapper(n)]
     assert sorted(mapper) == ["cls_token", "patch_embed.bias", "patch_embed.weight", "pos_embed"]
+    norms = [n for n in base if "norm" in n]
+    assert len(norms) == 2 * (2 * SMALL.depth + 1)  # gain and bias of two LayerNorms per block plus the final one
     for name, p in base.items():
-        factor = 1.0 if name in mapper else 0.01
+        factor = 1.0 if name in mapper or (name in norms and not scale_norms) else 0.01
         torch.testing.assert_close(scaled[name], p * factor, msg=name)
-    assert any("attn.w_q" in n for n in base) and any("norm1.weight" in n for n in base)
+    assert any("attn.w_q" in n for n in base)
 
 
 def test_paper_sized_model_runs_and_counts():

@@ -25,10 +25,12 @@ Default initialization is PyTorch's ``nn.Linear`` default, as in a ViT built
 from fused ``Linear(d_model, 3·heads·d_head, bias=False)`` and
 ``Linear(heads·d_head, d_model)`` layers: ``U(±1/sqrt(fan_in))``. The
 ``init_scale`` sweep multiplies the initial values of every parameter after
-the token mapper (attention, MLP, LayerNorm gains, the final LayerNorm and the
-classifier) and leaves the token mapper (patch embedding, class token,
-position embeddings) at its default scale, as the paper fixes "the scale of
-the initial token mapper".
+the token mapper (attention, MLP, the classifier, and the LayerNorm gains and
+biases only when ``scale_norms``) and leaves the token mapper (patch
+embedding, class token, position embeddings) at its default scale, as the
+paper fixes "the scale of the initial token mapper". With ``scale_norms`` every
+residual branch shrinks as s³ (gain, then two scaled matrices), which stalls
+training at small s; see :mod:`rankbook.settings.vit`.
 """
 from __future__ import annotations
 
@@ -65,6 +67,7 @@ class ViTConfig:
     d_head: int = 128
     mlp_dim: int = 512
     init_scale: float = 1.0
+    scale_norms: bool = False
 
     def __post_init__(self) -> None:
         require_positive_ints(self, ("image_size", "patch_size", "in_channels", "num_classes", "d_model",
@@ -107,10 +110,15 @@ class Attention(nn.Module):
         nn.init.uniform_(self.b_o, -bound_out, bound_out)
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-head queries, keys, values ``[batch, heads, tokens, d_head]`` of tokens ``x``."""
-        q = torch.einsum("bnd,hde->bhne", x, self.w_q)
-        k = torch.einsum("bnd,hde->bhne", x, self.w_k)
-        v = torch.einsum("bnd,hde->bhne", x, self.w_v)
+        """Per-head queries, keys, values ``[batch, heads, tokens, d_head]`` of tokens ``x``.
+
+        One matmul against the three weights laid out head-last (``[d_model, 3·heads·d_head]``): the
+        activations are read once and never permuted into a head-first copy; only the views are.
+        """
+        h, e = self.heads, self.d_head
+        w = torch.cat([m.permute(1, 0, 2) for m in (self.w_q, self.w_k, self.w_v)], dim=1)  # [d, 3·h, e]
+        qkv = (x @ w.reshape(w.shape[0], 3 * h * e)).unflatten(-1, (3, h, e))  # [b, n, 3, h, e]
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # views [b, h, n, e]
         return q, k, v
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +137,8 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.project(x)
         heads_out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # scale 1/sqrt(d_head)
-        return torch.einsum("bhne,hde->bnd", heads_out, self.w_o) + self.b_o
+        w_o = self.w_o.permute(0, 2, 1).reshape(self.heads * self.d_head, -1)  # [h·e, d_model]
+        return heads_out.transpose(1, 2).flatten(2) @ w_o + self.b_o
 
 
 class Block(nn.Module):
@@ -161,7 +170,7 @@ class ViT(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.num_classes)
         if cfg.init_scale != 1.0:
-            scale_initialization(self, cfg.init_scale)
+            scale_initialization(self, cfg.init_scale, cfg.scale_norms)
 
     def patchify(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` → ``[B, patches, C·p·p]``, patches in row-major order."""
@@ -197,8 +206,10 @@ def is_token_mapper(name: str) -> bool:
 
 
 @torch.no_grad()
-def scale_initialization(model: nn.Module, scale: float) -> None:
-    """Multiply every parameter outside the token mapper by ``scale``, in place."""
+def scale_initialization(model: nn.Module, scale: float, scale_norms: bool = False) -> None:
+    """Multiply every parameter outside the token mapper by ``scale``, in place (LayerNorms only if asked)."""
+    norms = {f"{name}.{p}" for name, m in model.named_modules() if isinstance(m, nn.LayerNorm)
+             for p, _ in m.named_parameters(recurse=False)}
     for name, param in model.named_parameters():
-        if not is_token_mapper(name):
+        if not is_token_mapper(name) and (scale_norms or name not in norms):
             param.mul_(scale)

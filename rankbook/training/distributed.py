@@ -27,8 +27,8 @@ import torch
 import torch.distributed as dist
 
 from rankbook.settings import profiles
-from rankbook.training import loop as train
 from rankbook.settings.vit import PROFILES
+from rankbook.training import vit
 
 
 def init_process_group(backend: str | None = None, init_method: str = "env://", rank: int | None = None,
@@ -68,7 +68,7 @@ def _overrides(pairs: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="torchrun --nproc-per-node N -m rankbook.training.distributed",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default=None, help="fast or paper (default: $RANKBOOK_PROFILE, else fast)")
+    parser.add_argument("--profile", default=None, help="fast, reference or paper (default: $RANKBOOK_PROFILE, else fast)")
     parser.add_argument("--dataset", default=None, help="cifar10, cifar100, imagenet (default: the profile's first)")
     parser.add_argument("--init-scale", type=float, default=None, help="default: the profile's init_scale")
     parser.add_argument("--seed", type=int, default=None, help="default: the profile's first seed")
@@ -81,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         dataset = args.dataset or settings.datasets[0]
         scale = settings.init_scale if args.init_scale is None else args.init_scale
         seed = settings.seeds[0] if args.seed is None else args.seed
-        result = train.run(settings, dataset, scale, seed, progress=True)
+        if dist.get_rank() == 0:  # one process finds, unpacks and decodes the data; the others then read its cache
+            vit.task(settings, dataset, scale, seed).data()
+        dist.barrier()
+        result = vit.run(settings, dataset, scale, seed, progress=True)
         dist.barrier()
         if result is not None:
             print(f"result: {result.path} (final test accuracy {result.arrays['test_acc'][-1]:.4f})")

@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 
 from rankbook.analysis import lora
-from rankbook.store import results
 from rankbook.data import text
-from rankbook.training import loop as train
 from rankbook.models.gpt import GPT, GPTConfig
 from rankbook.settings.lm import LMSettings
+from rankbook.store import results
+from rankbook.training import loop
 
 #: the settings that fix a run's results (the results key hashes them, with the seed)
 RESULT_FIELDS = ("corpus", "train_split", "eval_split", "tokenizer", "context", "d_model", "depth", "heads",
@@ -41,8 +41,10 @@ class LMTask:
         self._eval: text.TokenText | None = None
 
     def config_dict(self) -> dict[str, Any]:
-        return {"kind": "gpt", **{k: getattr(self.settings, k) for k in RESULT_FIELDS}, "tokenizer": self.tokenizer.name,
-                "seed": self.seed}
+        s = self.settings
+        data = {split: text.fingerprint(s.corpus, split) for split in (s.train_split, s.eval_split)}
+        return {"kind": "gpt", **{k: getattr(s, k) for k in RESULT_FIELDS}, "tokenizer": self.tokenizer.name,
+                "data": data, "seed": self.seed}
 
     def texts(self) -> tuple[text.TokenText, text.TokenText]:
         """The tokenized training and evaluation splits (loaded once)."""
@@ -54,8 +56,8 @@ class LMTask:
 
     def model_config(self) -> GPTConfig:
         s = self.settings
-        return GPTConfig(vocab_size=self.tokenizer.vocab_size, context=s.context, d_model=s.d_model, depth=s.depth, heads=s.heads,
-                         d_head=s.d_head, mlp_dim=s.mlp_dim, tied=s.tied)
+        return GPTConfig(vocab_size=self.tokenizer.vocab_size, context=s.context, d_model=s.d_model, depth=s.depth,
+                         heads=s.heads, d_head=s.d_head, mlp_dim=s.mlp_dim, tied=s.tied)
 
     def build_model(self) -> torch.nn.Module:
         torch.manual_seed(self.seed)
@@ -101,13 +103,6 @@ class LMTask:
                 "eval_tokens": int(self.eval_windows()[:, 1:].numel()), "vocab_size": train_text.vocab_size}
 
 
-def run(settings: LMSettings, seed: int, *, root: Path | None = None, progress: bool = True) -> results.Result:
-    """The result of one LM run: reused from disk when a matching one exists, else trained (resuming if killed)."""
-    return train.fit(LMTask(settings, seed), root=root, device=settings.device,
-                     checkpoint_every=settings.checkpoint_every, track_per_decade=settings.track_per_decade,
-                     progress=progress)
-
-
 class LoRATask(LMTask):
     """:class:`LMTask` whose attention weights train only through rank-``rank`` adapters from the initialization."""
 
@@ -123,9 +118,14 @@ class LoRATask(LMTask):
         return lora.add_adapters(super().build_model(), self.rank, seed=self.seed)
 
 
-def run_lora(settings: LMSettings, seed: int, rank: int, *, root: Path | None = None,
-             progress: bool = True) -> results.Result:
-    """An LM run with rank-``rank`` attention adapters (same schedule and data as :func:`run`), reused if stored."""
-    return train.fit(LoRATask(settings, seed, rank), root=root, device=settings.device,
-                     checkpoint_every=settings.checkpoint_every, track_per_decade=settings.track_per_decade,
-                     progress=progress)
+def task(settings: LMSettings, seed: int, *, lora_rank: int = 0) -> LMTask:
+    """The task of one LM run; ``lora_rank > 0`` trains attention only through rank-r adapters."""
+    return LoRATask(settings, seed, lora_rank) if lora_rank else LMTask(settings, seed)
+
+
+def run(settings: LMSettings, seed: int, *, lora_rank: int = 0, train_missing: bool = True,
+        root: Path | None = None, progress: bool = True) -> results.Result | None:
+    """The result of one LM run (with rank-``lora_rank`` adapters if > 0): stored, else trained (resuming)."""
+    return loop.fit(task(settings, seed, lora_rank=lora_rank), root=root, device=settings.device,
+                    checkpoint_every=settings.checkpoint_every, track_per_decade=settings.track_per_decade,
+                    progress=progress, train_missing=train_missing)
