@@ -33,7 +33,7 @@ def test_unknown_profile_names_valid_choices(monkeypatch, source):
         call = lambda: profiles.resolve("")  # noqa: E731
     else:
         call = lambda: profiles.resolve("nonsense")  # noqa: E731
-    with pytest.raises(profiles.ProfileError, match=r"unknown profile 'nonsense'.*fast, paper"):
+    with pytest.raises(profiles.ProfileError, match=r"unknown profile 'nonsense'.*fast, reference, paper"):
         call()
 
 

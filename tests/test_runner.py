@@ -52,13 +52,13 @@ def test_unknown_names_and_profiles_are_refused(book, capsys):
     assert cli.main(["run", "nope"]) == 2
     assert "unknown notebook 'nope'; valid notebooks: 01_good" in capsys.readouterr().err
     assert cli.main(["run", "--profile", "nonsense"]) == 2
-    assert "valid profiles: fast, paper" in capsys.readouterr().err
+    assert "valid profiles: fast, reference, paper" in capsys.readouterr().err
 
 
 def test_module_entry_point_exits_nonzero_for_unknown_profile():
     proc = subprocess.run([sys.executable, "-m", "rankbook", "run", "--profile", "nonsense"],
                           capture_output=True, text=True)
-    assert proc.returncode != 0 and "valid profiles: fast, paper" in proc.stderr
+    assert proc.returncode != 0 and "valid profiles: fast, reference, paper" in proc.stderr
 
 
 def test_cell_timeout_is_a_failed_row_not_a_crash(book, monkeypatch):
