@@ -14,7 +14,7 @@ class Demo(profiles.Settings):
     verbose: bool = profiles.param(False)
 
 
-TABLE = {"fast": Demo(), "paper": Demo(epochs=500)}
+TABLE = {"fast": Demo(), "reference": Demo(epochs=50), "paper": Demo(epochs=500)}
 
 
 def test_resolve_order(monkeypatch):
@@ -70,3 +70,21 @@ def test_int_is_accepted_for_float():
 def test_table_must_cover_every_profile():
     with pytest.raises(profiles.ProfileError, match="lacks profile"):
         profiles.select({"fast": Demo()}, "fast")
+
+
+@pytest.mark.parametrize("text, expected", [("[0.5, 0.25]", (0.5, 0.25)), ("(0.5,)", (0.5,)), ("0.5", (0.5,))])
+def test_tuples_arrive_as_text_or_lists(text, expected):
+    """papermill -r passes a list as its text, -p as a YAML list: both become the tuple."""
+    assert profiles.select(TABLE, "fast", alphas=text).alphas == expected
+    assert profiles.select(TABLE, "fast", alphas=list(expected)).alphas == expected
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_non_finite_numbers_are_rejected(bad):
+    with pytest.raises(profiles.ProfileError, match="alpha=.* is not a finite number"):
+        profiles.select(TABLE, "fast", alpha=bad)
+
+
+def test_unparseable_tuple_text_names_the_field():
+    with pytest.raises(profiles.ProfileError, match=r"Demo.alphas must be tuple"):
+        profiles.select(TABLE, "fast", alphas="[0.5,")

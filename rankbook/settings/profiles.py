@@ -13,7 +13,9 @@ of a notebook with a message that names the valid choices.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import math
 import os
 import typing
 from typing import Any, Mapping, TypeVar
@@ -72,6 +74,20 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+def _coerce_sequence(value: Any, hint: Any) -> Any:
+    """A tuple setting given as a list (papermill's YAML) or as its text ("[1e-4, 1e-8]", from -r) → a tuple."""
+    if typing.get_origin(hint) is not tuple:
+        return value
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value  # reported as a type error, naming the field
+        if isinstance(value, (int, float)):
+            value = (value,)
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _hint_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
@@ -84,6 +100,8 @@ def _check_bounds(name: str, value: Any, meta: Mapping[str, Any]) -> None:
             raise ProfileError(f"{name}={v!r} is not one of the valid choices: {', '.join(map(repr, choices))}")
         if v is None or isinstance(v, (str, bool)):
             continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ProfileError(f"{name}={v!r} is not a finite number")
         for key, ok, word in (
             ("ge", lambda a, b: a >= b, ">="),
             ("gt", lambda a, b: a > b, ">"),
@@ -103,10 +121,9 @@ class Settings:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, list):  # papermill passes YAML lists
-                value = tuple(value)
-                object.__setattr__(self, f.name, value)
             hint = hints[f.name]
+            value = _coerce_sequence(value, hint)
+            object.__setattr__(self, f.name, value)
             if not _type_ok(value, hint):
                 raise ProfileError(
                     f"{type(self).__name__}.{f.name} must be {_hint_name(hint)}, "
