@@ -1,4 +1,5 @@
-"""Factored spectra agree with dense SVDs, including rank-deficient perturbations; stable rank; null reference."""
+"""Factored spectra agree with dense SVDs (rank-deficient perturbations too); stable rank; null reference."""
+
 import math
 
 import pytest
@@ -21,7 +22,9 @@ def test_factored_matches_dense_batched():
 
 def test_factored_rank_deficient_factor():
     g = torch.Generator().manual_seed(1)
-    left = torch.randn(30, 2, generator=g, dtype=torch.float64) @ torch.randn(2, 8, generator=g, dtype=torch.float64)
+    left = torch.randn(30, 2, generator=g, dtype=torch.float64) @ torch.randn(
+        2, 8, generator=g, dtype=torch.float64
+    )
     right = torch.randn(30, 8, generator=g, dtype=torch.float64)
     got = spectra.factored_svdvals(left, right)
     dense = _dense(left @ right.T)[:8]
@@ -32,7 +35,10 @@ def test_factored_rank_deficient_factor():
 @pytest.mark.parametrize("moved", ["none", "one_column", "all"])
 def test_perturbation_matches_dense(moved):
     g = torch.Generator().manual_seed(2)
-    w0, w0p = torch.randn(2, 24, 5, generator=g, dtype=torch.float64), torch.randn(2, 24, 5, generator=g, dtype=torch.float64)
+    w0, w0p = (
+        torch.randn(2, 24, 5, generator=g, dtype=torch.float64),
+        torch.randn(2, 24, 5, generator=g, dtype=torch.float64),
+    )
     w, wp = w0.clone(), w0p.clone()
     if moved == "one_column":  # Δ of rank ≤ 2
         w[..., 0] += 1e-3 * torch.randn(2, 24, generator=g, dtype=torch.float64)
@@ -82,7 +88,9 @@ def test_stable_rank_known_answers():
 
 
 def test_normalized():
-    torch.testing.assert_close(spectra.normalized(torch.tensor([4.0, 2.0, 1.0])), torch.tensor([1.0, 0.5, 0.25]))
+    torch.testing.assert_close(
+        spectra.normalized(torch.tensor([4.0, 2.0, 1.0])), torch.tensor([1.0, 0.5, 0.25])
+    )
     assert spectra.normalized(torch.zeros(3)).isnan().all()
 
 
@@ -94,5 +102,29 @@ def test_null_reference():
     low = spectra.null_reference((200, 200), rank=10, samples=4)
     assert low["svals"].shape == (10,)  # a rank-10 product has 10 singular values
     assert 1 < low["stable_rank_mean"] < 10
-    assert spectra.null_reference((200, 200), samples=2, seed=7)["stable_rank_mean"] == \
+    assert (
         spectra.null_reference((200, 200), samples=2, seed=7)["stable_rank_mean"]
+        == spectra.null_reference((200, 200), samples=2, seed=7)["stable_rank_mean"]
+    )
+
+
+def test_delta_top_vectors_match_the_dense_svd():
+    torch.manual_seed(3)
+    shape = (2, 3, 12, 4)  # [layers, heads, d_model, d_head]
+    initial = {k: torch.randn(shape, dtype=torch.float64) for k in "qkvo"}
+    weights = {k: v + 0.3 * torch.randn(shape, dtype=torch.float64) for k, v in initial.items()}
+    for kind in ("qk", "vo"):
+        left, right = spectra.delta_top_vectors(weights, initial, kind)
+        dense = spectra.product(weights, kind) - spectra.product(initial, kind)
+        u, s, vh = torch.linalg.svd(dense)
+        assert left.shape == right.shape == shape[:2] + (12,)
+        torch.testing.assert_close(
+            (left * u[..., :, 0]).sum(-1).abs(), torch.ones(shape[:2], dtype=torch.float64)
+        )
+        torch.testing.assert_close(
+            (right * vh[..., 0, :]).sum(-1).abs(), torch.ones(shape[:2], dtype=torch.float64)
+        )
+        # u1ᵀ Δ v1 = σ1 (the pair belongs together, signs consistent)
+        torch.testing.assert_close(
+            (left.unsqueeze(-2) @ dense @ right.unsqueeze(-1)).squeeze(-1).squeeze(-1), s[..., 0]
+        )

@@ -20,7 +20,7 @@ FIELDS = ("claim", "paper", "tier", "measured", "verdict", "chapter")
 
 
 def row(claim: str, paper: str, tier: str, measured: str, verdict: str, chapter: str) -> dict[str, str]:
-    """One claim: the paper's statement, where the paper makes it (e.g. "Fig. 1a"), and this book's finding."""
+    """One claim: the paper's statement, where the paper makes it (e.g. "Fig. 1a"), and the book's finding."""
     if tier not in TIERS:
         raise ValueError(f"tier={tier!r}: choose one of {', '.join(TIERS)}")
     return {"claim": claim, "paper": paper, "tier": tier, "measured": measured, "verdict": verdict,

@@ -34,7 +34,7 @@ COMPUTE_DTYPE = torch.float64
 
 
 def factored_svdvals(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """Singular values (descending) of ``left @ right^T`` from its factors ``[..., m, r]`` and ``[..., n, r]``.
+    """Singular values (descending) of ``left @ right^T`` from its factors ``[..., m, r]``, ``[..., n, r]``.
 
     Returns ``[..., min(m, n, r)]``; the product is never formed.
     """
@@ -43,7 +43,20 @@ def factored_svdvals(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     left, right = left.to(COMPUTE_DTYPE), right.to(COMPUTE_DTYPE)
     r_left = _thin_r(left)
     r_right = _thin_r(right)
-    return torch.linalg.svdvals(r_left @ r_right.transpose(-1, -2))
+    # the core is tiny ([..., r, r]); batched float64 SVDs of it are faster on the CPU than in cuSOLVER
+    return torch.linalg.svdvals((r_left @ r_right.transpose(-1, -2)).cpu()).to(left.device)
+
+
+def factored_top_vectors(left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top left and right singular vectors ``[..., m]``, ``[..., n]`` of ``left @ right^T``, from its factors.
+
+    Signs are arbitrary (compare with ``|cos|``); the product is never formed.
+    """
+    left, right = left.to(COMPUTE_DTYPE), right.to(COMPUTE_DTYPE)
+    q_left, r_left = torch.linalg.qr(left)
+    q_right, r_right = torch.linalg.qr(right)
+    u, _, vh = torch.linalg.svd(r_left @ r_right.transpose(-1, -2))
+    return (q_left @ u[..., :, :1]).squeeze(-1), (q_right @ vh[..., :1, :].transpose(-1, -2)).squeeze(-1)
 
 
 def _thin_r(factor: torch.Tensor) -> torch.Tensor:
@@ -86,11 +99,20 @@ def head_svdvals(weights: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
     return factored_svdvals(*product_factors(weights, kind))
 
 
-def delta_svdvals(weights: dict[str, torch.Tensor], initial: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
+def delta_svdvals(weights: dict[str, torch.Tensor], initial: dict[str, torch.Tensor], kind: str
+                  ) -> torch.Tensor:
     """Singular values of every head's ``Δ W_K W_Q^T`` or ``Δ W_V W_O^T`` relative to ``initial``."""
     left, right = product_factors(weights, kind)
     left0, right0 = product_factors(initial, kind)
     return perturbation_svdvals(left, right, left0, right0)
+
+
+def delta_top_vectors(weights: dict[str, torch.Tensor], initial: dict[str, torch.Tensor], kind: str
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top left/right singular vectors ``[..., d_model]`` of every head's Δ (for head alignment)."""
+    left, right = product_factors(weights, kind)
+    left0, right0 = product_factors(initial, kind)
+    return factored_top_vectors(*perturbation_factors(left, right, left0, right0))
 
 
 def stable_rank(svals: torch.Tensor) -> torch.Tensor:

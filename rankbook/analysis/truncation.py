@@ -1,0 +1,223 @@
+"""How much of a trained transformer survives if each attention update is cut to rank r?
+
+For a trained model with attention weights ``W`` and their initial values
+``W_0``, every attention weight matrix is replaced by ``W_0 + [W - W_0]_r``,
+``[·]_r`` the best rank-``r`` approximation (truncated SVD, Eckart–Young),
+and the model is evaluated. Everything else (embeddings, MLPs, LayerNorms,
+read-out) keeps its trained value, so the sweep isolates the attention
+updates, which are what LoRA adapts. Rank 0 is the *attention ablation*:
+attention reset to its initialization, the rest trained
+(:func:`attention_ablation`, chapter 06's measure of whether attention matters).
+
+The unit is LoRA's: the **fused per-layer matrix** of each of Q, K, V, O,
+``[d_model, heads·d_head]`` (head ``h``'s ``W^h`` are its columns
+``h·d_head … (h+1)·d_head``), not the per-head blocks; a rank-``r`` update of
+it is what a LoRA adapter of rank ``r`` on that layer can express.
+
+Null: the same sweep with ``[Δ]_r`` replaced by a random rank-``r`` matrix
+(Gaussian factors) of the same Frobenius norm as ``[Δ]_r``: if a random
+update of that size did as well, the rank curve would say nothing about the
+structure of Δ.
+
+Recovery: with ``m(r)`` the metric (accuracy or loss) at rank ``r``, ``m(0)``
+(attention at init, the rest trained) and ``m(full)`` (the trained model),
+the fraction recovered is ``(m(r) - m(0)) / (m(full) - m(0))``;
+:func:`recovery_rank` is the smallest swept ``r`` at which it reaches 95% or
+99%.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from rankbook.models.adapters import KINDS, attention_weights, fuse, set_attention_weights, unfuse
+from rankbook.store import results
+from rankbook.training import checkpoint
+
+COMPUTE_DTYPE = torch.float64
+
+
+def full_rank(matrix_shape: Sequence[int]) -> int:
+    """The largest rank a matrix of shape ``[..., m, n]`` can have."""
+    return int(min(matrix_shape[-2], matrix_shape[-1]))
+
+
+def truncate(delta: torch.Tensor, rank: int) -> torch.Tensor:
+    """Best rank-``rank`` approximation of each ``[..., m, n]`` matrix (exactly ``delta`` at full rank)."""
+    if rank < 0:
+        raise ValueError(f"rank must be >= 0, got {rank}")
+    if rank >= full_rank(delta.shape):
+        return delta.clone()
+    if rank == 0:
+        return torch.zeros_like(delta)
+    u, s, vh = torch.linalg.svd(delta.to(COMPUTE_DTYPE), full_matrices=False)
+    return ((u[..., :rank] * s[..., None, :rank]) @ vh[..., :rank, :]).to(delta.dtype)
+
+
+def random_rank(
+    shape: Sequence[int], rank: int, norms: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Random ``[..., m, n]`` matrices ``G_1 G_2^T`` of rank ``rank`` (Gaussian factors), norms ``norms``."""
+    *lead, m, n = shape
+    if rank == 0:
+        return torch.zeros(*shape, dtype=COMPUTE_DTYPE)
+    rank = min(rank, m, n)
+    left = torch.randn(*lead, m, rank, generator=generator, dtype=COMPUTE_DTYPE)
+    right = torch.randn(*lead, n, rank, generator=generator, dtype=COMPUTE_DTYPE)
+    mats = left @ right.transpose(-1, -2)
+    scale = torch.as_tensor(norms, dtype=COMPUTE_DTYPE) / torch.linalg.matrix_norm(mats)
+    return mats * scale[..., None, None]
+
+
+def rank_r_weights(
+    initial: Mapping[str, torch.Tensor],
+    final: Mapping[str, torch.Tensor],
+    rank: int,
+    null: bool = False,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Attention weights ``W_0 + [W - W_0]_r`` per kind (``[layers, heads, d_model, d_head]``).
+
+    ``null=True``: ``W_0 + R_r`` with ``R_r`` random of rank ``r`` and ``‖R_r‖_F = ‖[W - W_0]_r‖_F``.
+    At full rank (and not null) the trained weights are returned exactly.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for kind in KINDS:
+        w0, w = initial[kind], final[kind]
+        heads = w.shape[-3]
+        delta = fuse(w.to(COMPUTE_DTYPE) - w0.to(COMPUTE_DTYPE))
+        if not null and rank >= full_rank(delta.shape):
+            out[kind] = w.clone()
+            continue
+        update = truncate(delta, rank)
+        if null:
+            update = random_rank(delta.shape, rank, torch.linalg.matrix_norm(update), gen)
+        out[kind] = (w0.to(COMPUTE_DTYPE) + unfuse(update, heads)).to(w.dtype)
+    return out
+
+
+def sweep_ranks(full: int) -> list[int]:
+    """0, 1, 2, 4, 8, … below ``full``, and ``full``."""
+    ranks, r = [0], 1
+    while r < full:
+        ranks.append(r)
+        r *= 2
+    return ranks + [full]
+
+
+def rank_sweep(
+    model: nn.Module,
+    initial: Mapping[str, torch.Tensor],
+    evaluate: Callable[[nn.Module], float],
+    ranks: Iterable[int] | None = None,
+    null_seeds: Sequence[int] = (0,),
+) -> dict[str, np.ndarray]:
+    """Evaluate ``model`` with every attention update cut to each rank (and the random null of each rank).
+
+    ``model`` holds the trained weights (restored on return). Returns ``rank``, ``truncated`` and
+    ``null`` (mean over ``null_seeds``) and ``null_std``; ``rank`` ends with the full rank.
+    """
+    final = attention_weights(model)
+    full = full_rank(fuse(final["q"]).shape)
+    ranks = sweep_ranks(full) if ranks is None else sorted(set(ranks))
+    truncated, null_mean, null_std = [], [], []
+    try:
+        for r in ranks:
+            set_attention_weights(model, rank_r_weights(initial, final, r))
+            truncated.append(evaluate(model))
+            vals = []
+            for s in null_seeds:
+                set_attention_weights(model, rank_r_weights(initial, final, r, null=True, seed=s))
+                vals.append(evaluate(model))
+            null_mean.append(float(np.mean(vals)))
+            null_std.append(float(np.std(vals)))
+    finally:
+        set_attention_weights(model, final)
+    return {
+        "rank": np.asarray(ranks),
+        "truncated": np.asarray(truncated),
+        "null": np.asarray(null_mean),
+        "null_std": np.asarray(null_std),
+    }
+
+
+def recovered_fraction(metric: np.ndarray, at_zero: float, at_full: float) -> np.ndarray:
+    """``(m(r) - m(0)) / (m(full) - m(0))``: 0 at rank 0, 1 at full rank (works for losses and accuracies)."""
+    gain = at_full - at_zero
+    return (
+        (np.asarray(metric, dtype=float) - at_zero) / gain if gain != 0 else np.full(np.shape(metric), np.nan)
+    )
+
+
+def recovery_rank(ranks: Sequence[int], metric: Sequence[float], fraction: float) -> int | None:
+    """Smallest swept rank whose metric recovers ``fraction`` of the full gain over rank 0 (None: never).
+
+    ``metric[0]`` must be rank 0 and ``metric[-1]`` full rank.
+    """
+    rec = recovered_fraction(np.asarray(metric), metric[0], metric[-1])
+    hits = np.flatnonzero(rec >= fraction)
+    return int(np.asarray(ranks)[hits[0]]) if len(hits) else None
+
+
+def recovery_ranks(
+    sweep: Mapping[str, np.ndarray], fractions: Sequence[float] = (0.95, 0.99)
+) -> dict[float, int | None]:
+    """The smallest swept rank recovering each fraction of the full model's gain over rank 0."""
+    return {f: recovery_rank(sweep["rank"], sweep["truncated"], f) for f in fractions}
+
+
+def load_trained(task: Any, result: results.Result) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """The final model of a finished run of ``task`` and its initial attention weights, from its checkpoint.
+
+    The results store keeps spectra, not weights; the training loop checkpoints the final step
+    (model state and initial attention weights) in the run folder, which is what is read here.
+    """
+    path = Path(result.path) / checkpoint.CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: the result at {result.path} keeps spectra only, and its final "
+            f"weights were in that checkpoint. Remove the folder to train the run again."
+        )
+    ckpt = checkpoint.load(path)  # a clear error for a truncated or foreign file
+    if ckpt["config"] != result.config or ckpt["step"] != task.total_steps():
+        raise results.ResultMismatchError(
+            f"{path} is not the final checkpoint of {result.path.name} "
+            f"(step {ckpt['step']} of {task.total_steps()})"
+        )
+    model = task.build_model()
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), {k: v.cpu() for k, v in ckpt["initial"].items()}
+
+
+def attention_ablation(
+    task: Any, result: results.Result, metric: str, device: str = "cpu"
+) -> dict[str, float]:
+    """Is attention worth anything? The trained model with its attention reset to initialization (rank 0).
+
+    Returns the metric of the trained model (``trained``), with attention at init and the rest trained
+    (``attention_at_init``), of the whole model at init (``model_at_init``), and ``share``: the part of the
+    whole training gain that is lost without the attention updates,
+    ``(m(attention at init) - m(trained)) / (m(model at init) - m(trained))`` (for a loss; the same
+    formula holds for an accuracy, both differences changing sign).
+    """
+    dev = torch.device(device)
+    model, initial = load_trained(task, result)
+    with torch.no_grad():
+        trained = task.evaluate(model.to(dev), dev)[metric]
+        set_attention_weights(model, initial)
+        at_init = task.evaluate(model, dev)[metric]
+        whole = task.evaluate(task.build_model().to(dev).eval(), dev)[metric]
+    gain = whole - trained
+    return {
+        "trained": trained,
+        "attention_at_init": at_init,
+        "model_at_init": whole,
+        "worth": at_init - trained,
+        "share": (at_init - trained) / gain if gain else float("nan"),
+    }
