@@ -27,12 +27,14 @@ import platform  # noqa: E402
 
 import torch  # noqa: E402
 
+from rankbook.analysis import spectra  # noqa: E402
+from rankbook.book import benchmarking  # noqa: E402
+from rankbook.data import images as data  # noqa: E402
+from rankbook.settings import profiles  # noqa: E402
+from rankbook.settings.vit import PROFILES  # noqa: E402
 from rankbook.store import atomic  # noqa: E402
-from rankbook.book import benchmarking
-from rankbook.data import images as data
-from rankbook.analysis import spectra
-from rankbook.training import loop as train
-from rankbook.models.vit import ViTConfig  # noqa: E402
+from rankbook.training import schedule, vit  # noqa: E402
+from rankbook.training.options import FitOptions  # noqa: E402
 
 PAPER_TRAIN, PAPER_TEST, PAPER_BATCH, PAPER_EPOCHS, PER_DECADE = 50_000, 10_000, 512, 500, 6
 
@@ -51,14 +53,11 @@ def main(argv: list[str] | None = None) -> dict:
     batch, steps, eval_images, repeats = (16, 2, 64, 1) if quick else (PAPER_BATCH, 20, PAPER_TEST, 3)
     repeats = args.repeats or repeats
     precision = "bf16" if device.type == "cuda" else "fp32"
-    cfg = ViTConfig()
-    config = train.RunConfig(dataset="cifar10", train_subset=0, test_subset=0, data_seed=0, image_size=32,
-                             patch_size=cfg.patch_size, d_model=cfg.d_model, depth=cfg.depth, heads=cfg.heads,
-                             d_head=cfg.d_head, mlp_dim=cfg.mlp_dim, epochs=1, warmup_epochs=0, batch_size=batch,
-                             lr=1e-4, augment="crop_flip", init_scale=1.0, seed=0, track_per_decade=PER_DECADE)
-    task = train.ViTTask(config, _synthetic(max(4 * batch, 256), 0), _synthetic(eval_images, 1),
-                         eval_batch_size=min(eval_images, 500))
-    options = train.FitOptions(precision=precision).resolved(device)
+    settings = profiles.select(PROFILES, "paper", augment="crop_flip", epochs=1, warmup_epochs=0, batch_size=batch,
+                               track_per_decade=PER_DECADE, eval_batch_size=min(eval_images, 500))
+    task = vit.ViTTask(settings, "cifar10", 1.0, 0, data=(_synthetic(max(4 * batch, 256), 0),
+                                                          _synthetic(eval_images, 1)))
+    options = FitOptions(precision=precision).resolved(device)
     model = task.build_model().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, **({"fused": True} if options.fused_adam else {}))
     initial = {k: v.clone() for k, v in model.attention_weights().items()}
@@ -94,8 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
     t_epoch = PAPER_TRAIN / images_per_s
     t_point_spectra = min(t_spectra)
     t_point_eval = min(t_eval) * PAPER_TEST / eval_images
-    spe = train.steps_per_epoch(PAPER_TRAIN, PAPER_BATCH)
-    points = len(train.tracking_steps(spe * PAPER_EPOCHS, PER_DECADE))
+    spe = schedule.steps_per_epoch(PAPER_TRAIN, PAPER_BATCH)
+    points = len(schedule.tracking_steps(spe * PAPER_EPOCHS, PER_DECADE))
     run_s = PAPER_EPOCHS * t_epoch
     report = {"mode": "quick" if quick else "full", "device": benchmarking.device_description(device),
               "device_type": device.type, "torch": torch.__version__, "platform": platform.platform(),

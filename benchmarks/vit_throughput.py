@@ -30,11 +30,14 @@ import platform  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from rankbook.book import benchmarking  # noqa: E402
+from rankbook.data import images as data  # noqa: E402
+from rankbook.models.vit import ViT  # noqa: E402
+from rankbook.settings import profiles  # noqa: E402
+from rankbook.settings.vit import PROFILES  # noqa: E402
 from rankbook.store import atomic  # noqa: E402
-from rankbook.book import benchmarking
-from rankbook.data import images as data
-from rankbook.training import loop as train
-from rankbook.models.vit import ViT, ViTConfig  # noqa: E402
+from rankbook.training import vit  # noqa: E402
+from rankbook.training.options import FitOptions  # noqa: E402
 
 
 def plain_loader(batch: int, workers: int, mean: torch.Tensor, std: torch.Tensor, subset: int | None):
@@ -73,12 +76,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     device, quick = benchmarking.resolve(args)
     precision = args.precision if args.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
-    if quick:
-        model_cfg = ViTConfig(d_model=64, heads=4, d_head=16, mlp_dim=128)
-        batch, subset, steps, chunks, workers = 128, 5000, 3, 3, 0
-    else:
-        model_cfg = ViTConfig()
-        batch, subset, steps, chunks, workers = 512, None, 30, 3, 8
+    # the fast profile's narrow ViT (quick) or the paper's ViT at batch 512 (full), crop+flip on the device
+    settings = profiles.select(PROFILES, "fast" if quick else "paper", augment="crop_flip", epochs=1,
+                               warmup_epochs=0, lr=1e-4)
+    subset, steps, chunks, workers = (5000, 3, 3, 0) if quick else (None, 30, 3, 8)
+    batch = settings.batch_size
     steps, chunks = args.steps or steps, args.chunks or chunks
     workers = workers if args.workers is None else args.workers
 
@@ -88,16 +90,13 @@ def main(argv: list[str] | None = None) -> dict:
         g = torch.Generator().manual_seed(0)
         n = subset or 50_000
         train_data = data.ImageData(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
-                                    torch.arange(n) % 10, [str(i) for i in range(10)], "synthetic (CIFAR-10 not found)")
-    config = train.RunConfig(dataset="cifar10", train_subset=subset or 0, test_subset=0, data_seed=0,
-                             image_size=32, patch_size=model_cfg.patch_size, d_model=model_cfg.d_model,
-                             depth=model_cfg.depth, heads=model_cfg.heads, d_head=model_cfg.d_head,
-                             mlp_dim=model_cfg.mlp_dim, epochs=1, warmup_epochs=0, batch_size=batch, lr=1e-4,
-                             augment="crop_flip", init_scale=1.0, seed=0, track_per_decade=6)
-    task = train.ViTTask(config, train_data, train_data)
-    options = train.FitOptions(precision=precision, compile=args.compile).resolved(device)
+                                    torch.arange(n) % 10, [str(i) for i in range(10)],
+                                    "synthetic (CIFAR-10 not found)")
+    task = vit.ViTTask(settings, "cifar10", 1.0, 0, data=(train_data, train_data))
+    model_cfg = task.model_config()
+    options = FitOptions(precision=precision, compile=args.compile).resolved(device)
 
-    # fast path: the step of rankbook.training.loop.train_loop
+    # fast path: the step of rankbook.training.loop
     fast_model = task.build_model().to(device)
     fast_opt = torch.optim.Adam(fast_model.parameters(), lr=1e-4, **({"fused": True} if options.fused_adam else {}))
     forward = torch.compile(fast_model) if args.compile else fast_model
@@ -142,20 +141,24 @@ def main(argv: list[str] | None = None) -> dict:
     flops_per_image = benchmarking.vit_train_flops_per_image(model_cfg)
     peak, peak_source = benchmarking.peak_flops(device, precision)
     peak_fp32, _ = benchmarking.peak_flops(device, "fp32")
+    measured = benchmarking.measured_matmul_peak(device) if device.type == "cuda" and precision == "bf16" else None
     rows = {}
     for name, times, prec, peak_used in (("fast", t_fast, precision, peak), ("plain", t_plain, "fp32", peak_fp32)):
         ips = batch * steps / min(times)
         rows[name] = {"images_per_s": ips, "step_s": min(times) / steps, "precision": prec,
                       "achieved_tflops": ips * flops_per_image / 1e12,
-                      "mfu": ips * flops_per_image / peak_used if peak_used else None}
+                      "mfu": ips * flops_per_image / peak_used if peak_used else None,
+                      "mfu_measured_peak": ips * flops_per_image / measured if measured and prec == "bf16" else None}
     params = sum(p.numel() for p in fast_model.parameters())
     report = {"mode": "quick" if quick else "full", "device": benchmarking.device_description(device),
               "device_type": device.type, "torch": torch.__version__, "platform": platform.platform(),
               "model": vars(model_cfg) if hasattr(model_cfg, "__dict__") else str(model_cfg), "parameters": params,
               "batch": batch, "steps_per_chunk": steps, "chunks": chunks, "compile": args.compile,
-              "fused_adam": options.fused_adam, "plain_workers": workers, "plain_source": plain_source, "fast_source": train_data.description,
+              "fused_adam": options.fused_adam, "plain_workers": workers, "plain_source": plain_source,
+              "fast_source": train_data.description,
               "flops_per_image": flops_per_image, "flop_formula": benchmarking.FLOP_FORMULA,
               "peak_flops": peak, "peak_flops_fp32": peak_fp32, "peak_source": peak_source,
+              "measured_bf16_matmul_flops": measured,
               "fast": rows["fast"], "plain": rows["plain"],
               "speedup": rows["fast"]["images_per_s"] / rows["plain"]["images_per_s"]}
     print(f"ViT training throughput on {report['device']} ({report['mode']}): {params / 1e6:.2f} M parameters, "
@@ -165,6 +168,9 @@ def main(argv: list[str] | None = None) -> dict:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
         print(f"{name:<8}{r['precision']:>10}{r['images_per_s']:>12.1f}{r['achieved_tflops']:>10.3f}{mfu:>9}")
     print(f"fast / plain: {report['speedup']:.2f}x   peak: {peak_source}")
+    if measured:
+        print(f"measured bf16 matmul peak (8192³): {measured / 1e12:.0f} TFLOP/s; fast path MFU against it: "
+              f"{100 * rows['fast']['mfu_measured_peak']:.1f}%")
     print(f"written to {atomic.write_json(args.out, report)}")
     return report
 

@@ -32,9 +32,10 @@ def task(init_scale: float = INIT_SCALE, **overrides) -> vit.ViTTask:
     return vit.ViTTask(SETTINGS.replace(**overrides), "cifar10", init_scale, SEED, data=(TRAIN, TEST))
 
 
-def train(root, options: FitOptions = FitOptions(), on_step=None, **overrides) -> tuple[dict, dict]:
+def train(root, options: FitOptions = FitOptions(), on_step=None, device: str = "cpu", **overrides
+          ) -> tuple[dict, dict]:
     """Train (or reuse) the tiny run under ``root``: (arrays, manifest); ({}, {}) on ranks other than 0."""
-    result = loop.fit(task(**overrides), root=root, device="cpu", options=options,
+    result = loop.fit(task(**overrides), root=root, device=device, options=options,
                       checkpoint_every=SETTINGS.checkpoint_every, track_per_decade=SETTINGS.track_per_decade,
                       progress=False, on_step=on_step)
     return (result.arrays, result.manifest) if result is not None else ({}, {})

@@ -75,25 +75,41 @@ def _cpu_name() -> str:
     return platform.processor() or "cpu"
 
 
-#: dense tensor-core peaks (FLOP/s) from the vendors' data sheets, by a substring of the device name
-GPU_PEAKS = {"H200": {"bf16": 989e12, "fp32": 67e12}, "H100": {"bf16": 989e12, "fp32": 67e12},
-             "A100": {"bf16": 312e12, "fp32": 19.5e12}, "L4": {"bf16": 121e12, "fp32": 30e12}}
+#: dense tensor-core peaks (FLOP/s) from the vendors' data sheets. Matched in order against the device
+#: name, the specific form factors first: an H100 PCIe or NVL card has a lower peak than the SXM module.
+GPU_PEAKS = (("H100 PCIe", {"bf16": 756e12, "fp32": 51e12}), ("H100 NVL", {"bf16": 835e12, "fp32": 60e12}),
+             ("H200", {"bf16": 989e12, "fp32": 67e12}), ("H100", {"bf16": 989e12, "fp32": 67e12}),
+             ("A100", {"bf16": 312e12, "fp32": 19.5e12}), ("L4", {"bf16": 121e12, "fp32": 30e12}))
+
+
+def gpu_peak(name: str, precision: str) -> tuple[float | None, str]:
+    """The data-sheet peak of the GPU called ``name`` (as torch reports it) and which entry gave it."""
+    for key, peaks in GPU_PEAKS:
+        if key in name:
+            return peaks[precision], f"{key} data sheet, dense {precision}"
+    return None, f"unknown peak for {name}"
+
+
+def measured_matmul_peak(device: torch.device, dtype: torch.dtype = torch.bfloat16, n: int = 8192,
+                         repeats: int = 10) -> float:
+    """FLOP/s of an ``n × n × n`` matrix product on ``device`` (best of ``repeats`` after warm-ups)."""
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    best = min(clock(lambda: a @ b, device) for _ in range(repeats))
+    return 2 * n ** 3 / best
 
 
 def peak_flops(device: torch.device, precision: str) -> tuple[float | None, str]:
     """The peak FLOP/s assumed for ``device`` at ``precision`` and how it was obtained.
 
     GPUs: the data-sheet dense peak (H100/H200 SXM: 989 TFLOP/s bf16, 67
-    fp32 without tensor cores). CPUs: an *assumed* peak, threads × clock ×
+    fp32 without tensor cores; H100 PCIe 756, NVL 835). CPUs: an *assumed* peak, threads × clock ×
     32 fp32 FLOP/cycle (two 256-bit FMA pipes; AVX-512 on AMD runs as two
     256-bit halves), from the clock in /proc/cpuinfo (2.5 GHz if absent).
     """
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, peaks in GPU_PEAKS.items():
-            if key in name:
-                return peaks[precision], f"{key} data sheet, dense {precision}"
-        return None, f"unknown peak for {name}"
+        return gpu_peak(torch.cuda.get_device_name(device), precision)
     ghz = 2.5
     try:
         mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()

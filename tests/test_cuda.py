@@ -1,0 +1,58 @@
+"""The CUDA paths (bf16 autocast, fused Adam, torch.compile, checkpoint resume on the GPU); skipped without CUDA.
+
+Run on a GPU machine: ``python -m pytest -q tests/test_cuda.py``. On the CPU the resume fix they guard is
+tested by tests/test_train.py (checkpoints are always read onto the CPU).
+"""
+import numpy as np
+import pytest
+import torch
+
+import tiny  # tests/ is on sys.path under pytest
+from rankbook.models.vit import ViT, ViTConfig
+from rankbook.training.options import FitOptions
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def _close(a, b, rtol):
+    assert a.keys() == b.keys()
+    for k in a:
+        if np.issubdtype(a[k].dtype, np.floating):
+            np.testing.assert_allclose(a[k], b[k], rtol=rtol, atol=1e-6, equal_nan=True, err_msg=k)
+
+
+def test_bf16_fused_adam_run_finishes_and_is_keyed(tmp_path):
+    arrays, manifest = tiny.train(tmp_path, options=FitOptions(precision="auto"), device="cuda")
+    assert manifest["config"]["precision"] == "bf16" and manifest["config"]["fused_adam"] is True
+    assert manifest["device"].startswith("cuda")
+    assert np.isfinite(arrays["train_loss"][1:]).all() and (arrays["delta_qk"][-1] > 0).any()
+
+
+def test_resume_on_the_gpu_finishes_and_matches(tmp_path):
+    """The crash this guards: CUDA RNG state / records moved to the GPU on load, then mixed at the end."""
+    whole, _ = tiny.train(tmp_path / "whole", options=FitOptions(precision="bf16"), device="cuda")
+
+    def crash(step):
+        if step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tiny.train(tmp_path / "cut", options=FitOptions(precision="bf16"), device="cuda", on_step=crash)
+    resumed, manifest = tiny.train(tmp_path / "cut", options=FitOptions(precision="bf16"), device="cuda")
+    assert manifest["resumed_at_step"] == 6
+    _close(whole, resumed, rtol=1e-4)  # GPU kernels need not be bit-reproducible; the run must be the same run
+
+
+def test_compile_matches_eager(tmp_path):
+    eager, _ = tiny.train(tmp_path / "eager", options=FitOptions(precision="fp32", compile=False), device="cuda")
+    compiled, manifest = tiny.train(tmp_path / "compiled", options=FitOptions(precision="fp32", compile=True),
+                                    device="cuda")
+    assert manifest["config"]["compile"] is True
+    np.testing.assert_allclose(compiled["train_loss"][1:], eager["train_loss"][1:], rtol=1e-3)
+    np.testing.assert_allclose(compiled["stable_rank_delta_vo"][1:], eager["stable_rank_delta_vo"][1:], rtol=0.05)
+
+
+def test_paper_model_compiles_without_graph_breaks():
+    model = ViT(ViTConfig()).cuda()
+    explanation = torch._dynamo.explain(model)(torch.randn(4, 3, 32, 32, device="cuda"))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
