@@ -6,17 +6,19 @@ what the valid choices are or how to fix it).
 """
 from __future__ import annotations
 
+import damage
 import numpy as np
 import pytest
 
-from rankbook.data import images as data
-from rankbook.settings import profiles
-from rankbook.store import results
 from rankbook.book import runner
+from rankbook.data import images as data
+from rankbook.data import text
+from rankbook.models import vit
+from rankbook.settings import profiles
+from rankbook.settings import vit as vit_profiles
+from rankbook.store import errors, paths, results
 from rankbook.theory import toy
 from rankbook.training import checkpoint, schedule
-from rankbook.models import vit
-from rankbook.settings import vit as vit_profiles
 
 
 def _select_vit(**overrides):
@@ -114,13 +116,57 @@ BAD_INPUTS = [
     ("results folder of a different config", _different_config,
      results.ResultMismatchError, r"already holds a result of a different config; refusing to overwrite"),
     ("truncated checkpoint", _truncated_checkpoint,
-     checkpoint.CorruptCheckpoint, r"checkpoint .*checkpoint.pt is corrupt or truncated.*Delete it to train this run"),
+     checkpoint.CorruptCheckpoint,
+     r"checkpoint .*checkpoint.pt is corrupt or truncated.*Delete it to train this run"),
     ("checkpoint of something else", _foreign_checkpoint,
      checkpoint.CorruptCheckpoint, r"is not a rankbook checkpoint"),
     ("checkpoint holding an arbitrary pickled object", _pickled_object_checkpoint,
      checkpoint.CorruptCheckpoint, r"corrupt or truncated"),
     ("unknown notebook name", lambda *_: runner.select(["99_nope"]),
      runner.RunnerError, r"unknown notebook '99_nope'; valid notebooks: 00_setup"),
+    # issue 14, point 7: damaged files name the file and the fix
+    ("truncated data archive", damage.truncated_archive, errors.DamagedFileError,
+     r"archive .*cifar10-jpeg.tar.gz is damaged or truncated.*Fix: copy it again from its source"),
+    ("zip file renamed .tar.gz", damage.zip_renamed_tar_gz, errors.DamagedFileError,
+     r"cifar10-jpeg.tar.gz is a zip file, not a .tar.gz.*Fix: unzip it so that .*cifar10-jpeg/"),
+    ("corrupt JPEG in the data", damage.corrupt_jpeg, errors.DamagedFileError,
+     r"dog/0001.jpg cannot be decoded as an image .*Fix: replace that file"),
+    ("Latin-1 text instead of UTF-8", damage.latin1_text, errors.DamagedFileError,
+     r"valid.txt is not UTF-8 text: byte 0xe9 at offset 6.*iconv -f latin1 -t utf-8"),
+    ("full disk while saving results", damage.disk_full, errors.StorageError,
+     r"cannot write .*arrays.npz: the disk is full.*Free some space there, or set RANKBOOK_BUILD"),
+    ("read-only build folder", damage.read_only_build, errors.StorageError,
+     r"cannot write .*outputs/fast/04_vit_spectra: .*build is read-only.*set RANKBOOK_BUILD"),
+    ("truncated manifest.json", damage.truncated_manifest, results.DamagedResultError,
+     r"manifest.json is damaged or truncated \(JSONDecodeError.*Fix: delete .*run and train again"),
+    ("truncated arrays.npz", damage.truncated_arrays, results.DamagedResultError,
+     r"arrays.npz is damaged, truncated or empty.*Fix: delete .*run and train again"),
+    ("empty arrays.npz", damage.empty_arrays, results.DamagedResultError,
+     r"arrays.npz is damaged, truncated or empty"),
+    ("array listed in the manifest but not in arrays.npz", damage.array_missing_from_file,
+     results.DamagedResultError, r"arrays.npz lacks the array\(s\) y that manifest.json lists"),
+    ("asking a result for an array it never saved", damage.array_never_saved, results.MissingArrayError,
+     r"has no array 'stable_rank' \(it holds: x, y\); .*delete .*run to compute it again"),
+    # issue 14, point 2: train and test with different classes
+    ("test split missing a class", damage.split_missing_a_class, data.ClassListError,
+     r"class folders of .*train \(3\) and .*test \(2\) differ; only in train: frog; only in test: none"),
+    # breakage cases beyond the issue
+    ("empty class folder", damage.empty_class_folder, data.DataNotFoundError,
+     r"class folder .*train/dog holds no images"),
+    ("archive with another layout inside", damage.archive_of_another_layout, data.DataNotFoundError,
+     r"cifar10-jpeg.tar.gz does not hold cifar10-jpeg/\{train,test\}/<class>/\*. Fix: re-create it"),
+    ("empty text split", damage.empty_text, errors.DamagedFileError,
+     r"valid.txt is empty; put the raw corpus text there"),
+    ("manifest.json holding no config", damage.manifest_without_config, results.DamagedResultError,
+     r"manifest.json is damaged or truncated \(it holds no config\)"),
+    ("RANKBOOK_DATA naming a file", damage.data_setting_is_a_file, paths.PathSettingError,
+     r"RANKBOOK_DATA=.*data.tar.gz is a file, not a folder.*set RANKBOOK_DATA to a folder"),
+    ("read-only cache that must unpack an archive", damage.unpack_into_read_only_cache, errors.StorageError,
+     r"cannot write .*cache/cifar10-jpeg: .*cache is read-only.*set RANKBOOK_CACHE"),
+    ("unknown text corpus", lambda *_: text.fingerprint("ptb", "test"),
+     ValueError, r"unknown corpus 'ptb'; valid: wikitext-2, wikitext-103"),
+    ("fingerprint of an unknown data set", lambda *_: data.fingerprint("mnist"),
+     ValueError, r"unknown data set 'mnist'; valid: cifar10, cifar100, imagenet"),
 ]
 
 

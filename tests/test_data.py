@@ -1,12 +1,20 @@
-"""Data: ImageFolder trees, the offline archive, stratified subsets, the missing-data error, tensor augmentation."""
+"""Data: ImageFolder trees, the offline archive, stratified subsets, the missing-data error, augmentation.
+
+Also (issue 14) that no derived data outlives its source: edited archives and
+trees are unpacked and decoded again, damaged caches rebuilt, read-only
+caches read, and litter of killed runs removed.
+"""
+import os
 import tarfile
 
+import damage
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from rankbook.data import images as data
+from rankbook.store import atomic
 
 CLASSES = ["cat", "dog", "frog"]
 
@@ -112,7 +120,8 @@ def test_augment_crops_windows_of_the_padded_image_and_flips():
     flips = 0
     for i in range(64):
         hits = [(dy, dx, f) for dy, dx, f in windows
-                if torch.equal(out[i], (lambda w: w.flip(-1) if f else w)(padded[i, :, dy:dy + 8, dx:dx + 8]))]
+                if torch.equal(out[i], (lambda w: w.flip(-1) if f else w)(
+                    padded[i, :, dy:dy + 8, dx:dx + 8]))]
         assert hits, f"image {i} is not a (flipped) window of the padded image"
         flips += hits[0][2]
     assert 10 < flips < 54  # both flipped and unflipped occur
@@ -124,3 +133,87 @@ def test_normalize_standardizes():
     x = data.normalize(images, mean, std)
     torch.testing.assert_close(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
     torch.testing.assert_close(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-4, rtol=0)
+
+
+# --------------------------------------------------------------------------- issue 14: no stale derived data
+
+
+def _archive(tmp_path, data_dir, value):
+    src = tmp_path / f"src{value}" / "cifar10-jpeg"
+    _write_tree(src)
+    for f in src.rglob("*.png"):  # every pixel shifted by value: another version of the data set
+        Image.fromarray(np.asarray(Image.open(f)) // 2 + value).save(f)
+    with tarfile.open(data_dir / "cifar10-jpeg.tar.gz", "w:gz") as tar:
+        tar.add(src, arcname="cifar10-jpeg")
+
+
+def test_an_edited_archive_is_unpacked_and_decoded_again(dirs, tmp_path):
+    data_dir, cache = dirs
+    _archive(tmp_path, data_dir, 1)
+    old = data.load_split("cifar10", "train")
+    _archive(tmp_path, data_dir, 2)
+    new = data.load_split("cifar10", "train")
+    assert torch.equal(new.images, old.images + 1)  # not the old unpacked tree nor the old tensor cache
+    assert new.fingerprint != old.fingerprint and new.fingerprint in new.description
+    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # the old tree went
+    assert len(list((cache / "tensors").glob("*.pt"))) == 2
+
+
+def test_an_edited_image_in_a_tree_is_decoded_again(dirs):
+    data_dir, _ = dirs
+    _write_tree(data_dir / "cifar10-jpeg")
+    first = data.load_split("cifar10", "test")
+    f = data_dir / "cifar10-jpeg" / "test" / "cat" / "0000.png"
+    Image.fromarray(np.full((32, 32, 3), 77, dtype=np.uint8)).save(f)
+    os.utime(f, ns=(0, f.stat().st_mtime_ns + 10**9))
+    second = data.load_split("cifar10", "test")
+    assert int(first.images[0, 0, 5, 5]) == 0 and int(second.images[0, 0, 5, 5]) == 77
+
+
+def test_a_truncated_tensor_cache_is_rebuilt_not_an_error(dirs):
+    data_dir, cache = dirs
+    _write_tree(data_dir / "cifar10-jpeg")
+    first = data.load_split("cifar10", "train")
+    (blob,) = (cache / "tensors").glob("*.pt")
+    blob.write_bytes(blob.read_bytes()[:200])
+    with pytest.warns(UserWarning, match=r"image cache .*\.pt is damaged .*decoding the images again"):
+        again = data.load_split("cifar10", "train")
+    assert torch.equal(again.images, first.images)
+    assert torch.load(blob, weights_only=True)["images"].shape == first.images.shape  # rewritten whole
+
+
+def test_a_read_only_cache_is_still_read(dirs, tmp_path, monkeypatch):
+    data_dir, cache = dirs
+    _archive(tmp_path, data_dir, 1)
+    first = data.load_split("cifar10", "test")
+    damage.read_only(monkeypatch, cache)
+    decode = data._decode
+    monkeypatch.setattr(data, "_decode", lambda *a: pytest.fail("decoded again"))
+    again = data.load_split("cifar10", "test")  # tree, fingerprint and tensors: all read from the cache
+    assert torch.equal(again.images, first.images)
+    monkeypatch.setattr(data, "_decode", decode)
+    with pytest.warns(UserWarning, match=r"read-only.*not cached, so they will be decoded again"):
+        sub = data.load_split("cifar10", "test", subset=3)  # a new subset: decoded, just not cached
+    assert len(sub) == 3
+
+
+def test_half_unpacked_folders_of_killed_runs_are_removed_at_the_next_unpack(dirs, tmp_path):
+    data_dir, cache = dirs
+    _archive(tmp_path, data_dir, 1)
+    cache.mkdir()
+    dead = damage.dead_pid()
+    litter = cache / f".cifar10-jpeg.{dead}@{atomic._HOST}-0123abcd.tmp"
+    (litter / "cifar10-jpeg" / "train").mkdir(parents=True)
+    live = cache / atomic.temp_name("cifar10-jpeg").replace(str(os.getpid()), str(os.getppid()))
+    live.mkdir()  # a concurrent unpack by a live process: left alone
+    data.locate("cifar10")
+    assert not litter.exists() and live.exists()
+    assert (cache / "cifar10-jpeg").stat().st_mode & 0o777 == 0o777 & ~atomic.umask()
+
+
+def test_train_and_test_must_have_the_same_classes(dirs):
+    data_dir, _ = dirs
+    _write_tree(data_dir / "cifar10-jpeg")
+    (data_dir / "cifar10-jpeg" / "test" / "emu").mkdir()
+    with pytest.raises(data.ClassListError, match=r"only in train: none; only in test: emu"):
+        data.load_split("cifar10", "train")

@@ -1,10 +1,13 @@
 """Offline WikiText, byte tokens, deterministic batches, the missing-data error, and LM settings checks."""
+import os
+
+import damage
 import pytest
 import torch
 
+from rankbook.data import text
 from rankbook.settings import lm as lm_profiles
 from rankbook.settings import profiles
-from rankbook.data import text
 
 SAMPLE = " = Valkyria Chronicles III = \n\n Senjō no Valkyria 3 is a tactical role @-@ playing game . \n" * 40
 
@@ -24,7 +27,7 @@ def test_offline_bytes_round_trip(offline):
     assert t.vocab_size == 256 and len(t) == len(SAMPLE.encode("utf-8"))
     assert text.BYTES.decode(t.tokens[:30].tolist()) == SAMPLE.encode("utf-8")[:30].decode()
     assert "wikitext-2 valid" in t.description
-    assert len(text.load_tokens("wikitext-2", "valid", "bytes", max_tokens=100)) == 100  # from the token cache
+    assert len(text.load_tokens("wikitext-2", "valid", "bytes", max_tokens=100)) == 100  # from the cache
 
 
 def test_missing_text_names_dataset_places_and_fixes(offline):
@@ -84,4 +87,37 @@ def test_profiles_table():
     fast = profiles.select(lm_profiles.PROFILES, "fast")
     paper = profiles.select(lm_profiles.PROFILES, "paper")
     assert (paper.depth, paper.heads, paper.d_model, paper.d_head, paper.context) == (12, 12, 768, 64, 1024)
-    assert (fast.corpus, fast.train_split, fast.eval_split, fast.tokenizer) == ("wikitext-2", "valid", "test", "bytes")
+    assert (fast.corpus, fast.train_split, fast.eval_split, fast.tokenizer) == (
+        "wikitext-2", "valid", "test", "bytes")
+
+
+def test_an_edit_of_the_same_size_is_tokenized_again(offline):
+    first = text.load_tokens("wikitext-2", "valid", "bytes")
+    path = offline / "wikitext-2" / "valid.txt"
+    edited = SAMPLE.replace("Valkyria", "Walkyria", 1)
+    assert len(edited.encode()) == len(SAMPLE.encode())
+    path.write_text(edited, encoding="utf-8")
+    os.utime(path, ns=(0, path.stat().st_mtime_ns + 10**9))
+    second = text.load_tokens("wikitext-2", "valid", "bytes")
+    assert second.fingerprint != first.fingerprint and second.fingerprint in second.description
+    assert text.BYTES.decode(second.tokens[:20].tolist()) == edited[:20] != SAMPLE[:20]
+
+
+def test_a_damaged_token_cache_is_rebuilt(offline, tmp_path):
+    first = text.load_tokens("wikitext-2", "valid", "bytes")
+    (cache,) = (tmp_path / "cache" / "tokens").glob("*.npy")
+    cache.write_bytes(cache.read_bytes()[:90])
+    with pytest.warns(UserWarning, match=r"token cache .*\.npy is damaged .*tokenizing the text again"):
+        again = text.load_tokens("wikitext-2", "valid", "bytes")
+    assert torch.equal(again.tokens, first.tokens)
+
+
+def test_a_read_only_token_cache_is_read_and_a_new_entry_costs_a_warning(offline, tmp_path, monkeypatch):
+    first = text.load_tokens("wikitext-2", "valid", "bytes")
+    damage.read_only(monkeypatch, tmp_path / "cache")
+    monkeypatch.setattr(text, "read_text", lambda p: pytest.fail("tokenized again"))
+    assert torch.equal(text.load_tokens("wikitext-2", "valid", "bytes").tokens, first.tokens)
+    (offline / "wikitext-2" / "test.txt").write_text(SAMPLE[:500], encoding="utf-8")
+    monkeypatch.setattr(text, "read_text", lambda p: p.read_text(encoding="utf-8"))
+    with pytest.warns(UserWarning, match="read-only.*tokenized again next time"):
+        assert len(text.load_tokens("wikitext-2", "test", "bytes")) == len(SAMPLE[:500].encode())

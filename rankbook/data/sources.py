@@ -208,7 +208,8 @@ def damaged_archive_message(archive: Path, exc: BaseException) -> str:
     else:
         what = "damaged or truncated (an interrupted copy or download?)"
         fix = "copy it again from its source and compare its sha256 with the one published there"
-    return f"the archive {archive} is {what}: {type(exc).__name__}: {exc}. Fix: {fix}."
+    brief = (str(exc).splitlines() or [""])[0].rstrip(":")
+    return f"the archive {archive} is {what} ({type(exc).__name__}: {brief}). Fix: {fix}."
 
 
 def _swap_in(inner: Path, target: Path, tmp: Path) -> None:
