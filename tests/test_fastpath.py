@@ -70,6 +70,6 @@ def test_deferred_check_still_names_the_first_bad_step(tmp_path):
 def test_auto_options_are_keyed_as_what_they_resolve_to():
     auto = FitOptions(precision="auto")
     assert auto.resolved(torch.device("cpu")).results_fields() == {}  # CPU: the plain fp32 loop, same keys
-    assert auto.resolved(torch.device("cuda")).results_fields() == {"precision": "bf16", "fused_adam": True}
+    assert auto.resolved(torch.device("cuda")).results_fields() == {"precision": "bf16"}  # fused Adam: not keyed
     with pytest.raises(ValueError, match="precision"):
         FitOptions(precision="fp16").resolved(torch.device("cpu"))

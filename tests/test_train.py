@@ -175,3 +175,16 @@ def test_profiles_validate():
     assert paper.datasets == ("cifar10", "cifar100") and not paper.scale_norms
     with pytest.raises(profiles.ProfileError, match="lr"):
         profiles.select(PROFILES, "fast", lr=-1.0)
+
+
+def test_a_time_budget_stops_at_a_checkpoint_and_the_run_resumes(tmp_path, monkeypatch):
+    whole, _ = tiny.train(tmp_path / "whole")
+    monkeypatch.setenv("RANKBOOK_STOP_AFTER_S", "0")
+    with pytest.raises(loop.TimeBudgetReached, match=r"stopped at the checkpoint of step 3 of 12"):
+        tiny.train(tmp_path / "sliced")
+    with pytest.raises(loop.TimeBudgetReached, match=r"step 6 of 12"):
+        tiny.train(tmp_path / "sliced")
+    monkeypatch.delenv("RANKBOOK_STOP_AFTER_S")
+    resumed, info = tiny.train(tmp_path / "sliced")
+    assert info["resumed_at_step"] == 6
+    _assert_same(whole, resumed)

@@ -64,6 +64,10 @@ class SlowRunRefused(RuntimeError):
     """A CPU run estimated to take hours, started without asking for it explicitly."""
 
 
+class TimeBudgetReached(RuntimeError):
+    """Training stopped at a checkpoint because ``$RANKBOOK_STOP_AFTER_S`` seconds had passed; rerun to resume."""
+
+
 class Task(Protocol):
     name: str
 
@@ -153,6 +157,8 @@ class _Run:
         self.spe = task.steps_per_epoch() if hasattr(task, "steps_per_epoch") else None
         self.track = set(tracking_steps(self.total, track_per_decade))
         self.checkpoint_every = checkpoint_every
+        # machines that grant commands of limited length (a lent GPU) train in resumable slices
+        self.budget_s = float(os.environ.get("RANKBOOK_STOP_AFTER_S", "inf"))
         self.model = task.build_model().to(device)
         self.optimizer = _optimizer(self.model, self.base_lr, opts.fused_adam)
         self.state: dict[str, Any] = {
@@ -265,6 +271,9 @@ class _Run:
                 self.record(step)
             if to_save:
                 self.save_checkpoint(step, self.state["wall_s"] + time.perf_counter() - started)
+                if step != self.total and time.perf_counter() - started > self.budget_s:
+                    raise TimeBudgetReached(f"{self.task.name}: stopped at the checkpoint of step {step} of "
+                                            f"{self.total} after {self.budget_s:.0f} s; run again to resume")
             if on_step is not None:
                 on_step(step)
             if step == self.total:
@@ -280,7 +289,7 @@ class _Run:
     def _outputs(self, resumed_at: int, wall: float) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         info: dict[str, Any] = {"total_steps": self.total, "train_wall_s": round(wall, 3),
                                 "resumed_at_step": resumed_at, "world_size": self.ranks.world,
-                                **self.opts.results_fields()}
+                                "fused_adam": bool(self.opts.fused_adam), **self.opts.results_fields()}
         if self.spe:
             info["steps_per_epoch"] = self.spe
         if hasattr(self.task, "describe"):

@@ -31,14 +31,16 @@ class FitOptions:
         return FitOptions(precision, self.compile, fused, sync)
 
     def results_fields(self) -> dict[str, Any]:
-        """The options that change results, omitted at their plain values (so plain runs keep their keys)."""
+        """The options that change results, omitted at their plain values (so plain runs keep their keys).
+
+        Fused Adam is not among them: it computes Adam's update in one kernel, equal up to float rounding,
+        like any other kernel choice of a device; an fp32 run on a GPU keeps the key of the same run on a CPU.
+        """
         out: dict[str, Any] = {}
         if self.precision != "fp32":
             out["precision"] = self.precision
         if self.compile:
             out["compile"] = True
-        if self.fused_adam:
-            out["fused_adam"] = True
         return out
 
 

@@ -1,0 +1,74 @@
+"""Train (or find stored) the runs a profile's chapters need, without Jupyter: ``python -m rankbook.training``.
+
+    python -m rankbook.training --profile paper vit --dataset cifar10 --seeds 0 --scales 1
+    python -m rankbook.training --profile reference vit          # every run chapters 04 and 05 ask for
+    python -m rankbook.training --profile reference lm
+    python -m rankbook.training --profile paper vit --export DIR  # copy finished results (arrays + manifest)
+
+The runs are the ones the notebooks call (same settings, same results keys), so a notebook executed later
+finds them. With ``$RANKBOOK_STOP_AFTER_S`` a run stops at its first checkpoint past that many seconds
+(exit 3) and the same command resumes it: for machines that grant commands of limited length.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from rankbook.settings import lm as lm_settings
+from rankbook.settings import profiles
+from rankbook.settings import vit as vit_settings
+from rankbook.store import results
+from rankbook.training import lm, loop, vit
+
+
+def vit_runs(settings, datasets=None, seeds=None, scales=None) -> list[dict]:
+    """Chapter 04's runs (every seed at ``init_scale``) and chapter 05's sweep (every scale, first seed)."""
+    out = []
+    for dataset in datasets or settings.datasets:
+        for seed in seeds if seeds is not None else settings.seeds:
+            out.append(dict(dataset=dataset, init_scale=settings.init_scale, seed=seed, sweep=False))
+        for scale in scales if scales is not None else settings.init_scales:
+            out.append(dict(dataset=dataset, init_scale=scale, seed=settings.seeds[0], sweep=True))
+    unique = {vit.task(settings, **r).name + str(r["sweep"]): r for r in out}
+    return list(unique.values())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rankbook.training", description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default=None, help="fast, reference or paper (default: $RANKBOOK_PROFILE, else fast)")
+    p.add_argument("part", choices=("vit", "lm"))
+    p.add_argument("--dataset", action="append", help="ViT data set(s) (default: the profile's)")
+    p.add_argument("--seeds", type=int, nargs="*", help="chapter 04 seeds (default: the profile's)")
+    p.add_argument("--scales", type=float, nargs="*", help="chapter 05 init scales (default: the profile's)")
+    p.add_argument("--export", type=Path, help="copy each finished result's arrays and manifest into this folder")
+    args = p.parse_args(argv)
+    try:
+        if args.part == "vit":
+            settings = profiles.select(vit_settings.PROFILES, args.profile)
+            if args.dataset:
+                settings = settings.replace(datasets=tuple(args.dataset))
+            found = [vit.run(settings, **r) for r in vit_runs(settings, args.dataset, args.seeds, args.scales)]
+        else:
+            settings = profiles.select(lm_settings.PROFILES, args.profile)
+            found = [lm.run(settings, seed) for seed in settings.seeds]
+    except loop.TimeBudgetReached as stop:
+        print(f"{stop}", file=sys.stderr)
+        return 3
+    for result in found:
+        print(f"{result.path.name}: {', '.join(f'{k}={v:.4g}' for k, v in _finals(result).items())}")
+        if args.export:
+            target = args.export / result.path.name
+            target.mkdir(parents=True, exist_ok=True)
+            for name in (results.ARRAYS, results.MANIFEST):
+                shutil.copy2(result.path / name, target / name)
+    return 0
+
+
+def _finals(result: results.Result) -> dict[str, float]:
+    return {k: float(result.arrays[k][-1]) for k in ("test_acc", "eval_loss", "train_loss") if k in result.arrays}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
