@@ -156,7 +156,7 @@ def test_an_edited_archive_is_unpacked_and_decoded_again(dirs, tmp_path):
     assert torch.equal(new.images, old.images + 1)  # not the old unpacked tree nor the old tensor cache
     assert new.fingerprint != old.fingerprint and new.fingerprint in new.description
     assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # the old tree went
-    assert len(list((cache / "tensors").glob("*.pt"))) == 2
+    assert len(list((cache / "tensors").glob("*.pt"))) == 1  # the old version's tensors went
 
 
 def test_an_edited_image_in_a_tree_is_decoded_again(dirs):
@@ -217,3 +217,17 @@ def test_train_and_test_must_have_the_same_classes(dirs):
     (data_dir / "cifar10-jpeg" / "test" / "emu").mkdir()
     with pytest.raises(data.ClassListError, match=r"only in train: none; only in test: emu"):
         data.load_split("cifar10", "train")
+
+
+def test_decoded_tensors_of_an_earlier_version_do_not_pile_up(dirs, tmp_path):
+    data_dir, cache = dirs
+    _archive(tmp_path, data_dir, 1)
+    data.load_split("cifar10", "test")
+    data.load_split("cifar10", "test", subset=3)
+    (cache / "tensors" / "cifar100-x.pt").write_bytes(b"another data set's")
+    _archive(tmp_path, data_dir, 2)
+    new = data.load_split("cifar10", "test")
+    names = {p.name for p in (cache / "tensors").iterdir()}
+    assert "cifar100-x.pt" in names  # another data set's cache is not touched
+    kept = sorted(names - {"cifar100-x.pt"})
+    assert len(kept) == 1 and kept[0].startswith(f"cifar10-{new.fingerprint[7:]}-test-all-")

@@ -121,3 +121,12 @@ def test_a_read_only_token_cache_is_read_and_a_new_entry_costs_a_warning(offline
     monkeypatch.setattr(text, "read_text", lambda p: p.read_text(encoding="utf-8"))
     with pytest.warns(UserWarning, match="read-only.*tokenized again next time"):
         assert len(text.load_tokens("wikitext-2", "test", "bytes")) == len(SAMPLE[:500].encode())
+
+
+def test_tokens_of_an_earlier_version_do_not_pile_up(offline, tmp_path):
+    text.load_tokens("wikitext-2", "valid", "bytes")
+    path = offline / "wikitext-2" / "valid.txt"
+    path.write_text(SAMPLE + "more\n", encoding="utf-8")
+    new = text.load_tokens("wikitext-2", "valid", "bytes")
+    (cache,) = (tmp_path / "cache" / "tokens").iterdir()
+    assert new.fingerprint[7:] in cache.name

@@ -49,7 +49,7 @@ from rankbook.data.sources import (  # noqa: F401 (public here)
     locate,
     unpack_archive,
 )
-from rankbook.store import atomic, errors, paths
+from rankbook.store import atomic, errors, fingerprints, paths
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DamagedFileError = errors.DamagedFileError
@@ -214,13 +214,15 @@ def _read_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]] | No
     return None
 
 
-def _write_cache(path: Path, images: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> None:
+def _write_cache(path: Path, images: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> bool:
     try:
         atomic.write_with(path, lambda tmp: torch.save({"images": images, "labels": labels,
                                                         "classes": classes}, tmp))
+        return True
     except OSError as exc:  # full disk, read-only cache: the data is in memory; only caching is lost
         warnings.warn(f"{exc}; the decoded images are not cached, so they will be decoded again next time",
                       stacklevel=3)
+        return False
 
 
 def load_split(name: str, split: str, subset: int | None = None, seed: int = 0, image_size: int = 32,
@@ -232,13 +234,15 @@ def load_split(name: str, split: str, subset: int | None = None, seed: int = 0, 
     source = locate(name, download=download, root=root)
     key = hashlib.sha256(f"{name}|{source.kind}|{source.fingerprint}|{split}|{subset}|{seed}|{image_size}"
                          .encode()).hexdigest()[:16]
-    cached = paths.cache_root() / "tensors" / f"{name}-{split}-{subset or 'all'}-{key}.pt"
+    version = f"{name}-{source.fingerprint[len(fingerprints.PREFIX):]}-"
+    cached = paths.cache_root() / "tensors" / f"{version}{split}-{subset or 'all'}-{key}.pt"
     desc = (f"{name} {split} ({'all' if subset is None else f'{subset}, stratified, seed {seed}'}; "
             f"from {source.path}, {source.fingerprint})")
     found = _read_cache(cached)
     if found is None:
         found = _read_split(source, spec, split, subset, seed, image_size)
-        _write_cache(cached, *found)
+        if _write_cache(cached, *found):  # decoded tensors of earlier versions of the data set go
+            fingerprints.remove_superseded(cached.parent, f"{name}-*.pt", version)
     return ImageData(*found, desc, source.fingerprint)
 
 

@@ -222,12 +222,14 @@ def load_tokens(corpus: str, split: str, tokenizer_name: str = "bytes", max_toke
     path = locate(corpus, split, download=download)
     tok = tokenizer(tokenizer_name)
     fp = fingerprints.fingerprint(path)
-    cache = paths.cache_root() / "tokens" / f"{FOLDERS[corpus]}-{split}-{tok.name}-{fp[7:]}.npy"
+    stem = f"{FOLDERS[corpus]}-{split}-{tok.name}-"
+    cache = paths.cache_root() / "tokens" / f"{stem}{fp[len(fingerprints.PREFIX):]}.npy"
     ids = _read_token_cache(cache, tok.vocab_size)
     if ids is None:
         ids = np.asarray(tok.encode(read_text(path)), dtype=np.int32)
         try:
             atomic.write_with(cache, lambda tmp: _save_npy(tmp, ids))
+            fingerprints.remove_superseded(cache.parent, f"{stem}*.npy", cache.name)  # earlier versions
         except OSError as exc:  # full disk, read-only cache: only the caching is lost
             warnings.warn(f"{exc}; the tokens are not cached, so the text is tokenized again next time",
                           stacklevel=2)

@@ -6,14 +6,17 @@ A fingerprint is ``"sha256:<first 16 hex digits>"`` of a source's content:
   on another machine has the same fingerprint (the offline CIFAR-10 archive's
   is ``sha256:efac85c8ed52f4ea``);
 * a folder (an ImageFolder tree, torchvision's pickles): the sha256 of the
-  sorted lines ``<relative path> NUL <sha256 of the file>``; hidden files and
-  folders (names starting with ``.``, e.g. our own unpack marker) are left out.
+  lines ``<relative path> NUL <sha256 of the file>``, walked in name order;
+  hidden files and folders (names starting with ``.``, e.g. our own unpack
+  marker) are left out.
 
 Hashing reads every byte once; the result is stored in
 ``cache_root()/fingerprints/`` under the resolved path, together with the
 file's size and ``mtime_ns`` (for a folder: a hash of every file's relative
 path, size and ``mtime_ns``). A later call whose stat signature matches
-returns the stored value without reading the content. An edit that keeps the
+returns the stored value without reading the content: milliseconds for a
+file, one ``stat`` per file for a folder (about 0.5 s for CIFAR-10's 60,000
+JPEGs; prefer the archive, or torchvision's folder, for large data sets). An edit that keeps the
 size and restores the mtime is therefore not noticed: that is the design
 (``touch`` the file, or delete the cache entry, to force a re-hash).
 
@@ -42,13 +45,23 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _tree_files(root: Path) -> list[Path]:
-    """Every regular file under ``root`` outside hidden names, sorted by relative path."""
+def _tree(top: str, rel: str = "") -> list[tuple[str, str, os.stat_result]]:
+    """(relative path, path, stat) of every file under ``top`` outside hidden names, in name order.
+
+    ``os.scandir`` rather than ``Path`` walking: the stat signature of a
+    60,000-file tree is taken on every load, and this is about 5x faster.
+    """
+    with os.scandir(top) as it:
+        entries = sorted(it, key=lambda e: e.name)
     found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(folder) / f for f in files if not f.startswith(".")]
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        if e.is_dir():
+            found += _tree(e.path, f"{rel}{e.name}/")
+        elif e.is_file():
+            found.append((rel + e.name, e.path, e.stat()))
+    return found
 
 
 def _signature(path: Path) -> str:
@@ -56,19 +69,16 @@ def _signature(path: Path) -> str:
     if path.is_file():
         st = path.stat()
         return f"file {st.st_size} {st.st_mtime_ns}"
-    h = hashlib.sha256()
-    for f in _tree_files(path):
-        st = f.stat()
-        h.update(f"{f.relative_to(path).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return "tree " + h.hexdigest()
+    lines = "".join(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n" for rel, _, st in _tree(str(path)))
+    return "tree " + hashlib.sha256(lines.encode()).hexdigest()
 
 
 def _content_digest(path: Path) -> str:
     if path.is_file():
         return _sha256_file(path)
     h = hashlib.sha256()
-    for f in _tree_files(path):
-        h.update(f"{f.relative_to(path).as_posix()}\0{_sha256_file(f)}\n".encode())
+    for rel, full, _ in _tree(str(path)):
+        h.update(f"{rel}\0{_sha256_file(Path(full))}\n".encode())
     return h.hexdigest()
 
 
@@ -102,3 +112,21 @@ def sha256(path: str | os.PathLike) -> str:
 def fingerprint(path: str | os.PathLike) -> str:
     """``"sha256:<16 hex>"`` of a file's bytes or a folder's content."""
     return PREFIX + sha256(path)[:SHORT]
+
+
+def remove_superseded(folder: Path, pattern: str, current: str) -> list[Path]:
+    """Remove derived files in ``folder`` matching ``pattern`` except those named ``current*``.
+
+    Called after a derived file of the current source version is written, so
+    caches of earlier versions of an edited data set do not pile up.
+    """
+    removed = []
+    for path in Path(folder).glob(pattern):
+        if path.name.startswith(current):
+            continue
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass  # read-only, or already gone
+    return removed
