@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import subprocess
 import sys
 
+from rankbook.book import location, runner
 from rankbook.settings import profiles
-from rankbook.book import runner
+
+INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -14,31 +18,59 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute notebooks with papermill")
     run.add_argument("notebooks", nargs="*", help="names, numbers (e.g. 01) or paths; default: all")
-    run.add_argument("--stale-only", action="store_true", help="skip notebooks already executed from the current code")
+    run.add_argument("--stale-only", action="store_true",
+                     help="skip notebooks executed from the current code with the profile's own parameters")
     build = sub.add_parser("build", help="execute what is stale, then render the website")
     build.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
     for p in (run, build):
+        names = ", ".join(profiles.PROFILE_NAMES)
         p.add_argument("--profile", default=None,
-                       help=f"one of {', '.join(profiles.PROFILE_NAMES)} (default: ${profiles.ENV_VAR}, else fast)")
+                       help=f"one of {names} (default: ${profiles.ENV_VAR}, else fast)")
+        p.add_argument("--book", default=None,
+                       help="the book's folder (holding _toc.yml and notebooks/); default: the working "
+                            "directory or a parent of it")
         p.add_argument("--no-progress", action="store_true", help="hide papermill's per-cell progress bar")
+        p.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=None,
+                       help="print the cells' output (training progress) as it comes; default: on for "
+                            "profiles other than fast")
     return parser
 
 
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds: the site build's temporary folder is removed, the old site kept
+
+
 def main(argv: list[str] | None = None) -> int:
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        logging.disable(logging.CRITICAL)  # no shutdown chatter from the kernel client after the line below
+        print("interrupted: stopped (notebooks that finished keep their executed copies)", file=sys.stderr)
+        return INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         profile = profiles.resolve(args.profile)
+        location.use(location.find(args.book))
         sources = runner.select(getattr(args, "notebooks", ()))
-    except (profiles.ProfileError, runner.RunnerError) as exc:
+    except (profiles.ProfileError, runner.RunnerError, location.BookNotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stale_only = args.command == "build" or args.stale_only
-    outcomes = runner.run_all(sources, profile, only_stale=stale_only, progress=not args.no_progress)
+    log_output = args.log_output if args.log_output is not None else profile != "fast"
+    outcomes = runner.run_all(sources, profile, only_stale=stale_only, progress=not args.no_progress,
+                              log_output=log_output)
     print(runner.summary_table(outcomes))
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         for o in failed:
-            print(f"error: {o.name} failed at {o.error.splitlines()[0]}\n  executed copy: {o.output}", file=sys.stderr)
+            print(f"error: {o.name} failed at {o.error.splitlines()[0]}\n  executed copy: {o.output}",
+                  file=sys.stderr)
         return 1
     if args.command == "build":
         from rankbook.book import site
@@ -46,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             html = site.build(profile, strict=not args.no_strict)
         except subprocess.CalledProcessError as exc:
-            print(f"error: jupyter-book build failed (exit {exc.returncode})", file=sys.stderr)
+            print(f"error: jupyter-book build failed (exit {exc.returncode}); the previous site is unchanged",
+                  file=sys.stderr)
             return 1
         print(f"site: {html / 'index.html'}")
     return 0

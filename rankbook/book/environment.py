@@ -7,14 +7,14 @@ import os
 import platform
 import sys
 
-from rankbook.store import paths
-from rankbook.settings import profiles
 from rankbook.figures.tables import Table
+from rankbook.settings import profiles
+from rankbook.store import paths
 
 LIBRARIES = ("torch", "torchvision", "numpy", "scipy", "matplotlib", "ipywidgets", "tqdm",
              "papermill", "jupytext", "jupyter-book", "rankbook")
 #: modules that hold a part's ``PROFILES`` table, in the book's order
-PROFILE_TABLES = {"toy model (chapters 01-03)": "rankbook.theory.toy",
+PROFILE_TABLES = {"toy model (chapters 01-03)": "rankbook.settings.toy",
                   "vision transformer (chapters 04-05)": "rankbook.settings.vit",
                   "language model (chapters 06-07)": "rankbook.settings.lm"}
 
@@ -30,7 +30,8 @@ def library_versions() -> dict[str, str]:
 
 
 def versions_table() -> Table:
-    return Table([{"library": k, "version": v} for k, v in library_versions().items()], title="Library versions")
+    rows = [{"library": k, "version": v} for k, v in library_versions().items()]
+    return Table(rows, title="Library versions")
 
 
 def device_info() -> dict[str, str]:
@@ -72,8 +73,8 @@ def profile_table(profile: str) -> Table:
 
 def datasets_table() -> Table:
     """Which data sets are found offline, cached, or would be downloaded."""
-    rows = [{"dataset": "(offline data folder)", "status": "exists" if paths.data_root().is_dir() else "missing",
-             "location": str(paths.data_root())}]
+    found = "exists" if paths.data_root().is_dir() else "missing"
+    rows = [{"dataset": "(offline data folder)", "status": found, "location": str(paths.data_root())}]
     data = _optional_module("rankbook.data.images")
     if data is not None:
         rows += data.describe_available()

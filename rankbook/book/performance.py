@@ -1,4 +1,4 @@
-"""The performance page's data: run the benchmark scripts (quick) when their JSON is missing, and tabulate figures."""
+"""The performance page's data: run the benchmark scripts (quick) when their JSON is missing; tabulate."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rankbook.store import paths
 from rankbook.figures import tables
+from rankbook.store import paths
 
 BENCHMARKS_DIR = paths.REPO_ROOT / "benchmarks"
 #: scripts the page runs itself (in --quick mode); toy_solver is only read when its JSON exists
@@ -17,7 +17,7 @@ RUNNABLE = ("vit_throughput", "tracking_overhead", "spectra")
 
 
 def ensure(name: str, folder: Path, *, timeout: float = 120) -> dict[str, Any]:
-    """The JSON report of ``benchmarks/<name>.py`` in ``folder``, running it with ``--quick`` if missing or stale.
+    """The JSON report of ``benchmarks/<name>.py`` in ``folder``, run with ``--quick`` if missing or stale.
 
     Stale: older than its script, so an edited benchmark is measured again.
     """
@@ -52,10 +52,10 @@ def figures_table(reports: dict[str, dict[str, Any] | None]) -> tables.Table:
 
     if (r := reports.get("vit_throughput")):
         dev = f"{r['device']} ({r['mode']})"
-        add("ViT throughput", f"fast path, {r['fast']['precision']} (images/s)", f"{r['fast']['images_per_s']:.1f}",
-            f"{r['speedup']:.2f}x the plain path", dev)
-        add("ViT throughput", "plain path, fp32 DataLoader + PIL (images/s)", f"{r['plain']['images_per_s']:.1f}",
-            "1x", dev)
+        add("ViT throughput", f"fast path, {r['fast']['precision']} (images/s)",
+            f"{r['fast']['images_per_s']:.1f}", f"{r['speedup']:.2f}x the plain path", dev)
+        add("ViT throughput", "plain path, fp32 DataLoader + PIL (images/s)",
+            f"{r['plain']['images_per_s']:.1f}", "1x", dev)
         add("ViT throughput", "model FLOP utilization, fast / plain",
             f"{_pct(r['fast']['mfu'])} / {_pct(r['plain']['mfu'])}", r["peak_source"], dev)
     if (r := reports.get("tracking_overhead")):
@@ -66,8 +66,8 @@ def figures_table(reports: dict[str, dict[str, Any] | None]) -> tables.Table:
             f"{_pct(r['spectra_vs_epoch'])} of an epoch", dev)
         add("tracker overhead", f"spectra over the run ({s['tracking_points']} points, {s['epochs']} epochs)",
             _pct(r["spectra_overhead"]), f"target < {_pct(r['target_overhead'])}", dev)
-        add("tracker overhead", "spectra + test evaluation over the run", _pct(r["spectra_and_eval_overhead"]),
-            "", dev)
+        add("tracker overhead", "spectra + test evaluation over the run",
+            _pct(r["spectra_and_eval_overhead"]), "", dev)
     if (r := reports.get("spectra")):
         dev = f"{r['device']} ({r.get('mode', 'full')})"
         for name, c in r["cases"].items():

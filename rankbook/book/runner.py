@@ -2,14 +2,21 @@
 
 Executed copies land in ``<build>/executed/<profile>/notebooks/<name>.ipynb`` and
 carry, in their metadata, the hash of the code that produced them (the
-notebook source plus the ``rankbook`` package), so the site builder knows
-which are current. Separate folders per profile matter: a cache keyed on code
-alone cannot tell a ``fast`` run from a ``paper`` run.
+notebook source plus the ``rankbook`` package) and the parameters they ran
+with, so the site builder knows which are current: a copy made with
+overridden parameters is never published as the profile's page. Separate
+folders per profile matter: a cache keyed on code alone cannot tell a
+``fast`` run from a ``paper`` run.
+
+A notebook runs in a staging file ``.<name>.<pid>.running.ipynb`` that
+replaces the executed copy only on success; staging files left by a killed
+run (their process is gone) are removed at the next start.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 import re
 import sys
@@ -17,13 +24,18 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from rankbook.store import paths
 from rankbook.settings import profiles
+from rankbook.store import paths
 
 NOTEBOOK_DIR = paths.REPO_ROOT / "notebooks"
-PACKAGE_DIR = paths.REPO_ROOT / "rankbook"
-#: per-cell limit; the paper profile trains for hours inside one cell
-CELL_TIMEOUT_S = {"fast": 1800, "paper": None}
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the rankbook package the kernels import
+#: per-cell limit for the fast profile (CI); the other profiles train for hours inside one cell
+CELL_TIMEOUT_S = {"fast": 1800}
+#: kernel options: its own log silenced, so a run prints no "Kernel is running over TCP without encryption"
+#: (it listens on the loopback interface only) and no ZMQ traceback when Ctrl-C closes it mid-cell; a
+#: kernel that dies is still reported, by the runner, as a failed row with its error
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+_RUNNING = re.compile(r"^\.(?P<stem>.+?)(?:\.(?P<pid>\d+))?\.running\.ipynb$")
 
 
 class RunnerError(RuntimeError):
@@ -45,19 +57,40 @@ def available() -> list[Path]:
 
 
 def select(names: Sequence[str] = ()) -> list[Path]:
-    """Notebook sources named by path, file name, stem or number prefix; all of them when empty."""
+    """Notebook sources named by path, file name, stem or number prefix; all of them when empty.
+
+    A notebook named twice runs once (first position kept). A name with a
+    folder must be a notebook of the book's ``notebooks/`` folder; a folder,
+    or a file elsewhere, is an error rather than silently read as its last part.
+    """
     every = available()
+    if not every:
+        raise RunnerError(f"no notebooks (NN_name.py) in {NOTEBOOK_DIR}; run from the book's folder "
+                          "(the one holding _toc.yml and notebooks/) or pass --book PATH")
     if not names:
         return every
-    chosen = []
+    chosen: list[Path] = []
     for name in names:
-        stem = Path(name).name.removesuffix(".py").removesuffix(".ipynb")
-        hits = [p for p in every if p.stem == stem or p.stem.split("_", 1)[0] == stem]
-        if len(hits) != 1:
-            valid = ", ".join(p.stem for p in every)
-            raise RunnerError(f"unknown notebook {name!r}; valid notebooks: {valid}")
-        chosen.append(hits[0])
+        hit = _one(name, every)
+        if hit not in chosen:
+            chosen.append(hit)
     return chosen
+
+
+def _one(name: str, every: Sequence[Path]) -> Path:
+    path = Path(name)
+    valid = ", ".join(p.stem for p in every)
+    if path.is_dir():
+        raise RunnerError(f"{name!r} is a folder; name notebooks instead (e.g. 04 or 04_vit_spectra). "
+                          f"Valid notebooks: {valid}")
+    stem = path.name.removesuffix(".py").removesuffix(".ipynb")
+    hits = [p for p in every if p.stem == stem or p.stem.split("_", 1)[0] == stem]
+    if len(hits) != 1:
+        raise RunnerError(f"unknown notebook {name!r}; valid notebooks: {valid}")
+    if len(path.parts) > 1 and path.resolve().parent != NOTEBOOK_DIR.resolve():
+        raise RunnerError(f"{name!r} is not in the book's notebooks folder {NOTEBOOK_DIR}; the runner "
+                          f"executes only the book's chapters: name it as {hits[0].stem}")
+    return hits[0]
 
 
 def code_hash(source: Path) -> str:
@@ -77,19 +110,58 @@ def executed_path(source: Path, profile: str) -> Path:
     return executed_dir(profile) / f"{source.stem}.ipynb"
 
 
+def profile_parameters(profile: str) -> dict:
+    """The parameters of a profile's own run: the profile alone, every other value from its settings."""
+    return {"profile": profile}
+
+
 def is_current(source: Path, profile: str) -> bool:
-    """Whether an executed copy exists, succeeded, and came from the current code."""
+    """Whether an executed copy exists, succeeded, came from the current code and ran with the profile's
+    own parameters (a copy run with overrides, or unreadable, is stale: the build re-executes it)."""
     import nbformat
 
     out = executed_path(source, profile)
     if not out.exists():
         return False
-    meta = nbformat.read(out, as_version=4).metadata.get("rankbook", {})
-    return meta.get("status") == "ok" and meta.get("code_hash") == code_hash(source)
+    try:
+        meta = nbformat.read(out, as_version=4).metadata.get("rankbook", {})
+    except Exception:  # truncated or not JSON: a derived file, rebuilt rather than trusted
+        return False
+    return (meta.get("status") == "ok" and meta.get("code_hash") == code_hash(source)
+            and meta.get("parameters") == profile_parameters(profile))
 
 
-def execute(source: Path, profile: str, parameters: dict | None = None, progress: bool = True) -> Outcome:
-    """Run one notebook source under ``profile``; the executed copy is written only on success."""
+def clean_litter(folder: Path) -> list[Path]:
+    """Remove staging files of runs whose process is gone (killed runs); returns what was removed."""
+    removed = []
+    for path in Path(folder).glob(".*.running.ipynb"):
+        found = _RUNNING.match(path.name)
+        pid = found and found.group("pid")
+        if pid and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def execute(source: Path, profile: str, parameters: dict | None = None, progress: bool = True,
+            log_output: bool = False) -> Outcome:
+    """Run one notebook source under ``profile``; the executed copy is written only on success.
+
+    ``parameters`` override the profile's values (recorded in the copy, which
+    the site build then treats as stale); ``log_output`` streams the cells'
+    output (a training loop's progress lines) to this process's log as they come.
+    """
     import jupytext
     import nbformat
     import papermill
@@ -97,51 +169,104 @@ def execute(source: Path, profile: str, parameters: dict | None = None, progress
     profile = profiles.resolve(profile)
     out = executed_path(source, profile)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staged = out.with_name(f".{out.stem}.running.ipynb")
+    staged = out.with_name(f".{out.stem}.{os.getpid()}.running.ipynb")
     failed = out.with_name(f"{out.stem}.failed.ipynb")
     nbformat.write(jupytext.read(source), staged)
-    params = {"profile": profile, **(parameters or {})}
-    env_before = os.environ.get(profiles.ENV_VAR)
-    os.environ[profiles.ENV_VAR] = profile  # the kernel inherits it, so nested helpers agree
-    # busy-waiting OpenMP threads slow torch ~9x when other jobs share the cores
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    params = {**profile_parameters(profile), **(parameters or {})}
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(staged), str(staged), parameters=params, kernel_name="python3", language="python",
-            cwd=str(NOTEBOOK_DIR), progress_bar=progress,
-            execution_timeout=CELL_TIMEOUT_S[profile],
-        )
+        with _kernel_environment(profile), _papermill_log(log_output):
+            papermill.execute_notebook(
+                str(staged), str(staged), parameters=params, kernel_name="python3", language="python",
+                cwd=str(NOTEBOOK_DIR), progress_bar=progress, log_output=log_output,
+                execution_timeout=CELL_TIMEOUT_S.get(profile), extra_arguments=KERNEL_ARGS,
+            )
     except papermill.PapermillExecutionError as exc:
-        wall = time.perf_counter() - start
         staged.replace(failed)
         tail = _strip_ansi("\n".join(exc.traceback[-8:])) if exc.traceback else ""
-        return Outcome(source.stem, "failed", wall, failed,
+        return Outcome(source.stem, "failed", time.perf_counter() - start, failed,
                        f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n{tail}")
+    except (KeyboardInterrupt, SystemExit):
+        staged.unlink(missing_ok=True)  # an interrupted run leaves nothing behind
+        raise
     except Exception as exc:  # a cell timeout or a dead kernel: still a row in the table, not a crash
-        wall = time.perf_counter() - start
         if staged.exists():
             staged.replace(failed)
-        return Outcome(source.stem, "failed", wall, failed, f"{type(exc).__name__}: {exc}")
-    finally:
-        if env_before is None:
-            os.environ.pop(profiles.ENV_VAR, None)
-        else:
-            os.environ[profiles.ENV_VAR] = env_before
+        return Outcome(source.stem, "failed", time.perf_counter() - start, failed,
+                       f"{type(exc).__name__}: {exc}")
     wall = time.perf_counter() - start
     nb = nbformat.read(staged, as_version=4)
     nb.metadata["rankbook"] = {"profile": profile, "status": "ok", "wall_s": round(wall, 2),
-                               "code_hash": code_hash(source), "source": source.name}
+                               "code_hash": code_hash(source), "source": source.name, "parameters": params}
     nbformat.write(nb, staged)
     os.replace(staged, out)
     failed.unlink(missing_ok=True)
     return Outcome(source.stem, "ok", wall, out)
 
 
+class _kernel_environment:
+    """The kernel's environment: the profile (nested helpers agree), passive OpenMP waits, inline figures."""
+
+    def __init__(self, profile: str):
+        # busy-waiting OpenMP threads slow torch ~9x when other jobs share the cores; MPLBACKEND=Agg (CI)
+        # would leave figures undisplayed in the executed copies
+        self.values = {profiles.ENV_VAR: profile, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+                       "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
+    def __enter__(self):
+        self.before = {k: os.environ.get(k) for k in self.values}
+        os.environ.update(self.values)
+
+    def __exit__(self, *exc):
+        for k, v in self.before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+#: papermill's own chatter around the cells' output
+_PAPERMILL_CHATTER = re.compile(r"^(Input Notebook|Output Notebook|Working directory|Executing notebook with|"
+                                r"Executing Cell|Ending Cell)")
+
+
+def _cell_output_only(record: logging.LogRecord) -> bool:
+    text = record.getMessage().strip()
+    if not text or _PAPERMILL_CHATTER.match(text):
+        return False
+    record.msg, record.args = text, None
+    return True
+
+
+class _papermill_log:
+    """With ``log_output``, the cells' output (a training loop's progress) goes to stderr as it comes."""
+
+    def __init__(self, on: bool):
+        self.on = on
+        self.logger = logging.getLogger("papermill")
+
+    def __enter__(self):
+        if self.on:
+            self.handler = logging.StreamHandler(sys.stderr)
+            self.handler.addFilter(_cell_output_only)
+            self.handler.setFormatter(logging.Formatter("    | %(message)s"))
+            self.level = self.logger.level
+            self.logger.addHandler(self.handler)
+            self.logger.setLevel(logging.INFO)
+
+    def __exit__(self, *exc):
+        if self.on:
+            self.logger.removeHandler(self.handler)
+            self.logger.setLevel(self.level)
+
+
 def run_all(sources: Iterable[Path], profile: str, parameters: dict | None = None,
-            only_stale: bool = False, progress: bool = True) -> list[Outcome]:
+            only_stale: bool = False, progress: bool = True, log_output: bool = False) -> list[Outcome]:
     """Execute notebooks in order, continuing past failures so the table shows every status."""
     sources = list(sources)
+    removed = clean_litter(executed_dir(profile)) if executed_dir(profile).is_dir() else []
+    if removed:
+        print(f"removed {len(removed)} staging file(s) left by an interrupted run", flush=True)
     outcomes = []
     for i, source in enumerate(sources, 1):
         if only_stale and is_current(source, profile):
@@ -149,7 +274,7 @@ def run_all(sources: Iterable[Path], profile: str, parameters: dict | None = Non
             outcomes.append(Outcome(source.stem, "current", 0.0, executed_path(source, profile)))
             continue
         print(f"[{i}/{len(sources)}] {source.stem} (profile {profile})", flush=True)
-        outcome = execute(source, profile, parameters, progress)
+        outcome = execute(source, profile, parameters, progress, log_output)
         print(f"    {outcome.status} in {outcome.wall_s:.1f} s", flush=True)
         if outcome.error:
             print(_indent(outcome.error), file=sys.stderr, flush=True)

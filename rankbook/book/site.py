@@ -1,12 +1,22 @@
-"""Render the website from one profile's executed notebooks.
+"""Render the website from one profile's executed notebooks: offline-ready, the old site kept until done.
 
 Jupyter Book reads a staging copy of the book in which each chapter is the
 executed ``.ipynb`` (never re-executed), so the site shows exactly the
 profile's results, and each page's Colab button points at
 ``notebooks/<name>.ipynb``, the output-free twin committed in the repository.
+
+Offline: MathJax 3 is served from the site's own ``_static/mathjax`` (copied
+from the ``django-static-mathjax`` wheel, pinned in requirements.txt), and no
+widget or Thebe scripts are loaded from CDNs, so the book renders with no
+network (an intranet, a laptop on a plane).
+
+Atomic: ``jupyter-book`` writes into a temporary folder beside the site;
+only a finished build replaces the old site (two renames), so an interrupted
+or failed build (Ctrl-C, SIGTERM, a Sphinx warning) leaves the old site whole.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,38 +24,74 @@ from pathlib import Path
 
 import yaml
 
-from rankbook.store import paths
 from rankbook.book import runner
+from rankbook.store import paths
 
-BOOK_FILES = ("_config.yml", "_toc.yml")
+BOOK_ROOT = paths.REPO_ROOT  # set by rankbook.book.location.use for --book
 BOOK_DIRS = ("book",)
+#: the parts of MathJax 3's es5 tree a page can load: the combined TeX/MathML→CHTML component, its fonts,
+#: extensions loaded on demand (\require, autoload), the menu and its accessibility options
+MATHJAX_PARTS = ("tex-mml-chtml.js", "input", "output/chtml", "ui", "a11y", "sre")
+MATHJAX_PATH = "mathjax/tex-mml-chtml.js"  # relative to _static
+
+
+def mathjax_source() -> Path:
+    """MathJax 3's ``es5`` folder from the installed ``django-static-mathjax`` wheel (no Django needed)."""
+    try:
+        import mathjax
+    except ImportError as exc:
+        raise runner.RunnerError("MathJax is not installed: pip install -r requirements.txt "
+                                 "(django-static-mathjax ships MathJax 3 for the offline site)") from exc
+    es5 = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    if not (es5 / "tex-mml-chtml.js").exists():
+        raise runner.RunnerError(f"{es5} lacks tex-mml-chtml.js: reinstall django-static-mathjax")
+    return es5
 
 
 def staging_dir(profile: str) -> Path:
     return paths.build_root() / "site-src" / profile
 
 
+def site_dir(profile: str) -> Path:
+    return paths.build_root() / "site" / profile
+
+
 def html_dir(profile: str) -> Path:
-    return paths.build_root() / "site" / profile / "_build" / "html"
+    return site_dir(profile) / "_build" / "html"
+
+
+def site_config(profile: str) -> dict:
+    """``_config.yml`` as the staged build reads it: no execution, offline scripts, profile in the title."""
+    config = yaml.safe_load((BOOK_ROOT / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off"
+    # progress bars and library chatter go to stderr; errors already stopped the runner
+    config["execute"]["stderr_output"] = "remove"
+    sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx.pop("nb_custom_formats", None)
+    sphinx["mathjax_path"] = MATHJAX_PATH
+    sphinx["html_static_path"] = ["_static"]
+    sphinx["nb_ipywidgets_js"] = {}  # no require.js / widget manager from CDNs (the site has no kernel)
+    config.setdefault("launch_buttons", {})["thebe"] = False
+    config["exclude_patterns"] = [p for p in config.get("exclude_patterns", []) if not p.endswith(".ipynb")]
+    config["title"] = f"{config['title']} ({profile} profile)" if profile != "paper" else config["title"]
+    return config
 
 
 def stage(profile: str) -> Path:
-    """Copy the book's prose and the executed notebooks into a fresh staging folder."""
+    """Copy the book's prose, MathJax and the executed notebooks into a fresh staging folder."""
     stage_root = staging_dir(profile)
     if stage_root.exists():
         shutil.rmtree(stage_root)
     stage_root.mkdir(parents=True)
     for name in BOOK_DIRS:
-        shutil.copytree(paths.REPO_ROOT / name, stage_root / name)
-    shutil.copy2(paths.REPO_ROOT / "_toc.yml", stage_root / "_toc.yml")
-    config = yaml.safe_load((paths.REPO_ROOT / "_config.yml").read_text())
-    config["execute"]["execute_notebooks"] = "off"
-    # progress bars and library chatter go to stderr; errors already stopped the runner
-    config["execute"]["stderr_output"] = "remove"
-    config["sphinx"]["config"].pop("nb_custom_formats", None)
-    config["exclude_patterns"] = [p for p in config["exclude_patterns"] if not p.endswith(".ipynb")]
-    config["title"] = f"{config['title']} ({profile} profile)" if profile != "paper" else config["title"]
-    (stage_root / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        shutil.copytree(BOOK_ROOT / name, stage_root / name)
+    shutil.copy2(BOOK_ROOT / "_toc.yml", stage_root / "_toc.yml")
+    (stage_root / "_config.yml").write_text(yaml.safe_dump(site_config(profile), sort_keys=False))
+    es5 = mathjax_source()
+    for part in MATHJAX_PARTS:
+        src, dst = es5 / part, stage_root / "_static" / "mathjax" / part
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
     (stage_root / "notebooks").mkdir()
     for source in runner.available():
         executed = runner.executed_path(source, profile)
@@ -56,13 +102,48 @@ def stage(profile: str) -> Path:
     return stage_root
 
 
+def jupyter_book_command() -> list[str]:
+    return [str(Path(sys.executable).with_name("jupyter-book"))]
+
+
 def build(profile: str, strict: bool = True) -> Path:
-    """Stage and run ``jupyter-book build``; ``strict`` turns warnings into errors."""
+    """Stage, run ``jupyter-book build`` into a temporary folder, then swap it in.
+
+    ``strict`` turns Sphinx warnings into errors.
+    """
+    final = site_dir(profile)
+    _remove_leftovers(final)
     stage_root = stage(profile)
-    out_root = html_dir(profile).parent.parent
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(stage_root), "--path-output", str(out_root)]
+    fresh = final.with_name(f".{final.name}.new-{os.getpid()}")
+    cmd = jupyter_book_command() + ["build", str(stage_root), "--path-output", str(fresh)]
     if strict:
         cmd += ["--warningiserror", "--keep-going"]
     print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    try:
+        subprocess.run(cmd, check=True)
+        swap(fresh, final)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
     return html_dir(profile)
+
+
+def swap(fresh: Path, final: Path) -> None:
+    """Replace ``final`` by ``fresh``: the old site stays whole until the new one is complete."""
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    fresh.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_leftovers(final: Path) -> None:
+    """Temporary folders of builds that were killed (their process is gone)."""
+    if not final.parent.is_dir():
+        return
+    for path in final.parent.glob(f".{final.name}.*-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not runner._alive(int(pid)):
+            if path.name.startswith(f".{final.name}.old-") and not final.exists():
+                path.rename(final)  # killed between the two renames of a swap: the old site comes back
+            else:
+                shutil.rmtree(path, ignore_errors=True)
