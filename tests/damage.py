@@ -212,3 +212,12 @@ def unpack_into_read_only_cache(tmp_path, monkeypatch):
     cache.mkdir()
     read_only(monkeypatch, cache)
     return images.locate("cifar10", download=False)
+
+
+def stale_unpack_in_read_only_cache(tmp_path, monkeypatch):
+    data_dir, cache = offline_dirs(tmp_path, monkeypatch)
+    write_archive(tmp_path, data_dir, value=0)
+    images.locate("cifar10", download=False)  # unpacked, marked with this archive's fingerprint
+    write_archive(tmp_path, data_dir, value=5)  # the archive changed since
+    read_only(monkeypatch, cache)
+    return images.locate("cifar10", download=False)

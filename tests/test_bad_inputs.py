@@ -167,6 +167,9 @@ BAD_INPUTS = [
      r"RANKBOOK_DATA=.*data.tar.gz is a file, not a folder.*set RANKBOOK_DATA to a folder"),
     ("read-only cache that must unpack an archive", damage.unpack_into_read_only_cache, errors.StorageError,
      r"cannot write .*cache/cifar10-jpeg: .*cache is read-only.*set RANKBOOK_CACHE"),
+    ("old unpacked copy in a read-only cache", damage.stale_unpack_in_read_only_cache, errors.StorageError,
+     r"cache/cifar10-jpeg was not unpacked from this version of .*cifar10-jpeg.tar.gz "
+     r"\(sha256:[0-9a-f]{16}\), so it must be redone, but cannot write .*set RANKBOOK_CACHE"),
     ("unknown text corpus", lambda *_: text.fingerprint("ptb", "test"),
      ValueError, r"unknown corpus 'ptb'; valid: wikitext-2, wikitext-103"),
     ("fingerprint of an unknown data set", lambda *_: data.fingerprint("mnist"),

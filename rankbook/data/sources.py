@@ -168,12 +168,16 @@ def unpack_archive(archive: Path, target: Path, fp: str | None = None) -> Path:
         atomic.clean_stale(target.parent, target.name)  # half-unpacked folders of killed runs
         tmp = target.parent / atomic.temp_name(target.name)
         tmp.mkdir()
-        atomic.apply_umask(tmp, directory=True)
     except OSError as exc:
-        raise errors.storage_error(target, exc) from exc
+        error = errors.storage_error(target, exc)
+        if target.exists() and isinstance(error, errors.StorageError):
+            why = f"{target} was not unpacked from this version of {archive} ({fp}), so it must be redone"
+            raise errors.StorageError(exc.errno, f"{why}, but {error.strerror}") from exc
+        raise error from exc
     try:
         inner = _extract(archive, tmp, target.name)
         (inner / MARKER).write_text(json.dumps({"archive": str(archive), "fingerprint": fp}) + "\n")
+        atomic.apply_umask(inner, directory=True)
         _swap_in(inner, target, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -215,6 +219,8 @@ def damaged_archive_message(archive: Path, exc: BaseException) -> str:
 def _swap_in(inner: Path, target: Path, tmp: Path) -> None:
     """Put ``inner`` at ``target``; an older tree there is moved aside (into ``tmp``) and removed."""
     try:
+        if is_imagefolder(target) and _marker_fingerprint(target) == _marker_fingerprint(inner):
+            return  # another process unpacked the same archive meanwhile: keep the tree it may be reading
         if target.exists():
             os.replace(target, tmp / "stale")
         os.replace(inner, target)  # one rename: a reader never sees half a tree

@@ -243,7 +243,7 @@ def load_tokens(corpus: str, split: str, tokenizer_name: str = "bytes", max_toke
 def read_text(path: Path) -> str:
     """The UTF-8 text of a split file; an error naming the file and the fix when it is not UTF-8 or empty."""
     raw = Path(path).read_bytes()
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise DamagedFileError(f"{path} is empty; put the raw corpus text there (copy it again from its "
                                f"source)")
     try:

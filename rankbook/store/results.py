@@ -62,7 +62,7 @@ class MissingArrayError(KeyError):
 class Arrays(dict):
     """A result's arrays by name; a name it lacks is a :class:`MissingArrayError` saying what it holds."""
 
-    def __init__(self, folder: Path, arrays: Mapping[str, np.ndarray]):
+    def __init__(self, arrays: Mapping[str, np.ndarray] = (), folder: Path | None = None):
         super().__init__(arrays)
         self.folder = folder
 
@@ -83,7 +83,7 @@ class Result:
 
     def __post_init__(self):
         if not isinstance(self.arrays, Arrays):
-            self.arrays = Arrays(self.path, self.arrays)
+            self.arrays = Arrays(self.arrays, self.path)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -214,7 +214,7 @@ def save(folder: Path, config: Mapping[str, Any], arrays: Mapping[str, Any], *, 
                 "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "arrays": {k: list(v.shape) for k, v in arrays.items()}, **(extra or {})}
     atomic.write_json(folder / MANIFEST, manifest)
-    return Result(folder, Arrays(folder, arrays), canonical(manifest))
+    return Result(folder, Arrays(arrays, folder), canonical(manifest))
 
 
 def _savez(tmp: Path, arrays: Mapping[str, np.ndarray]) -> None:
