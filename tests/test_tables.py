@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from rankbook.figures.tables import Table, format_column
+from rankbook.figures.tables import Link, Table, format_column
 
 
 def test_numbers_share_decimals_down_a_column_and_integers_stay_integers():
@@ -46,3 +46,9 @@ def test_bad_shapes_are_refused():
         Table([[1, 2]])
     with pytest.raises(ValueError, match="digits=0"):
         Table([{"a": 1}], digits=0)
+
+
+def test_link_cells_are_anchors_in_html_and_text_in_a_terminal():
+    t = Table([{"chapter": Link("04 <ViT>", "04_vit_spectra.html")}])
+    assert '<a href="04_vit_spectra.html">04 &lt;ViT&gt;</a>' in t._repr_html_()
+    assert str(t).splitlines()[-1] == "04 <ViT>"

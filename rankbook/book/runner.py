@@ -35,6 +35,8 @@ CELL_TIMEOUT_S = {"fast": 1800}
 #: (it listens on the loopback interface only) and no ZMQ traceback when Ctrl-C closes it mid-cell; a
 #: kernel that dies is still reported, by the runner, as a failed row with its error
 KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+#: pages that gather every chapter's claims.json: stale whenever a chapter recorded claims after them
+READS_CLAIMS = ("08_results",)
 _RUNNING = re.compile(r"^\.(?P<stem>.+?)(?:\.(?P<pid>\d+))?\.running\.ipynb$")
 
 
@@ -128,7 +130,15 @@ def is_current(source: Path, profile: str) -> bool:
     except Exception:  # truncated or not JSON: a derived file, rebuilt rather than trusted
         return False
     return (meta.get("status") == "ok" and meta.get("code_hash") == code_hash(source)
-            and meta.get("parameters") == profile_parameters(profile))
+            and meta.get("parameters") == profile_parameters(profile)
+            and not (source.stem in READS_CLAIMS and _claims_newer_than(out, profile)))
+
+
+def _claims_newer_than(out: Path, profile: str) -> bool:
+    """Whether a chapter recorded claims after ``out`` was made (the results page then is stale)."""
+    made = out.stat().st_mtime
+    records = (paths.build_root() / "outputs" / profile).glob("*/claims.json")
+    return any(p.stat().st_mtime > made for p in records)
 
 
 def clean_litter(folder: Path) -> list[Path]:

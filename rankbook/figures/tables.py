@@ -24,6 +24,19 @@ _CELL_STYLE = "padding:0.3em 0.9em;border-bottom:1px solid #ddd;vertical-align:t
 _HEAD_STYLE = _CELL_STYLE + ";border-bottom:2px solid #888;font-weight:600;white-space:nowrap"
 
 
+class Link:
+    """A cell that links to another page: ``<a href>`` in HTML, its text in a terminal."""
+
+    def __init__(self, text: str, href: str):
+        self.text, self.href = text, href
+
+    def __str__(self) -> str:
+        return self.text
+
+    def html(self) -> str:
+        return f'<a href="{html.escape(self.href, quote=True)}">{html.escape(self.text)}</a>'
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
@@ -115,8 +128,11 @@ class Table:
         aligns = ["right" if n else "left" for n in self.numeric()]
         head = "".join(f'<th style="{_HEAD_STYLE.format(align=a)}">{html.escape(c)}</th>'
                        for c, a in zip(self.columns, aligns))
-        body = "".join("<tr>" + "".join(f'<td style="{_CELL_STYLE.format(align=a)}">{html.escape(v)}</td>'
-                                        for v, a in zip(r, aligns)) + "</tr>" for r in self.cells())
+        links = [[v.html() if isinstance(v, Link) else None for v in r] for r in self.rows]
+        td = '<td style="{}">{}</td>'
+        body = "".join("<tr>" + "".join(td.format(_CELL_STYLE.format(align=a), ln or html.escape(v))
+                                        for v, a, ln in zip(r, aligns, lr)) + "</tr>"
+                       for r, lr in zip(self.cells(), links))
         caption = (f'<caption style="{_CAPTION_STYLE}">{html.escape(self.title)}</caption>'
                    if self.title else "")
         return (f'<table class="rankbook-table" style="{_TABLE_STYLE}">{caption}'
