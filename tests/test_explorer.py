@@ -19,8 +19,8 @@ def result(tmp_path):
         arrays[f"stable_rank_delta_{kind}"] = np.full((steps, layers, heads), 1.5)
         arrays[f"stable_rank_delta_{kind}"][0] = np.nan
         arrays[f"stable_rank_init_{kind}"] = np.full((layers, heads), 3.0)
-    config = {"dataset": "cifar10", "d_model": 8, "depth": layers, "heads": heads, "d_head": k, "epochs": 1,
-              "lr": 1e-3, "batch_size": 4, "init_scale": 1.0, "seed": 0}
+    config = {"kind": "vit", "dataset": "cifar10", "d_model": 8, "depth": layers, "heads": heads, "d_head": k,
+              "epochs": 1, "lr": 1e-3, "batch_size": 4, "init_scale": 1.0, "seed": 0}
     return Result(tmp_path, arrays, {"config": config, "train_images": 10})
 
 
@@ -30,14 +30,14 @@ def test_explorer_controls_cover_the_run_and_redraw(result, monkeypatch):
     shown = []
     monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf().axes[0].get_title()))
     panel = explorer.spectra_explorer(result, "fast")
-    (layer, head), step, kind, out = panel.children[0].children, *panel.children[1:]
+    (layer, head), step, kind, _ = panel.children[0].children, *panel.children[1:]
     assert (layer.max, head.max) == (2, 3)
     assert list(step.options) == [0, 1, 5, 20]
     assert list(kind.options) == ["W_K W_Q^T", "W_V W_O^T"]
     for control, value in ((layer, 2), (head, 3), (step, 0), (kind, "W_V W_O^T")):
-        control.value = value  # each change redraws; iteration 0 (Δ = 0) must not fail
+        control.value = value  # each change redraws; step 0 (Δ = 0) must not fail
     assert len(shown) == 5, "one figure at start and one per change"
-    assert shown[-1].endswith("layer 2, head 3, iteration 0") and "W_V" in shown[-1]
+    assert shown[-1].endswith("layer 2, head 3, step 0") and "W_V" in shown[-1]
 
 
 def test_static_animation_has_one_frame_per_nonzero_iteration(result):

@@ -147,16 +147,41 @@ def trends(steps: Sequence[float], stable_rank: np.ndarray, *, after: float = 0)
     ]
 
 
-def result_trends(result, kind: str, *, after: float | None = None) -> list[LayerTrend]:
-    """Per-layer trends of a stored run's ``stable_rank_delta_{kind}``; ``after`` defaults to its warmup."""
-    a = result.arrays
-    if after is None:
-        after = warmup_steps(result)
-    return trends(a["step"], a[f"stable_rank_delta_{kind}"], after=after)
+def as_list(results) -> list:
+    """One run (anything with ``arrays``) or a sequence of runs, as a non-empty list."""
+    out = [results] if hasattr(results, "arrays") else list(results)
+    if not out:
+        raise ValueError("no runs given")
+    return out
+
+
+def pooled(results, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and the stable rank of Δ, every seed's heads side by side: ``[points, layers, heads·seeds]``."""
+    rs = as_list(results)
+    steps = np.asarray(rs[0].arrays["step"])
+    for r in rs[1:]:
+        if not np.array_equal(r.arrays["step"], steps):
+            raise ValueError(
+                f"{r.path} was tracked at other steps than {rs[0].path}: pool runs of one setting"
+            )
+    return steps, np.concatenate([r.arrays[f"stable_rank_delta_{kind}"] for r in rs], axis=-1)
+
+
+def run_trends(results, kind: str) -> list[LayerTrend]:
+    """Per-layer trends of one run's (or seeds' pooled) ``stable_rank_delta_{kind}``, after the warmup."""
+    rs = as_list(results)
+    steps, sr = pooled(rs, kind)
+    return trends(steps, sr, after=warmup_steps(rs[0]))
 
 
 def warmup_steps(result) -> int:
-    """The warmup length of a run in steps: from its ``lr`` array (the step where lr stops growing)."""
+    """A run's warmup length in steps: from its config (LM ``warmup_steps``; ViT ``warmup_epochs`` times the
+    manifest's ``steps_per_epoch``), else the tracked step where its ``lr`` array peaks."""
+    c, m = result.config, result.manifest
+    if "warmup_steps" in c:
+        return int(c["warmup_steps"])
+    if "warmup_epochs" in c and "steps_per_epoch" in m:
+        return int(c["warmup_epochs"] * m["steps_per_epoch"])
     lr, steps = np.asarray(result.arrays["lr"]), np.asarray(result.arrays["step"])
     return int(steps[int(np.argmax(lr))])
 

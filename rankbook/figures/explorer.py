@@ -1,27 +1,26 @@
 """Interactive exploration of a stored ViT run's spectra.
 
-:func:`spectra_explorer` is an ipywidgets panel (layer, head, iteration,
+:func:`spectra_explorer` is an ipywidgets panel (layer, head, step,
 W_K W_Q^T or W_V W_O^T) for Jupyter and Colab. Widget callbacks need a
 kernel, so the static site gets :func:`spectra_animation` instead: the
-same plot for every tracked iteration, as a JavaScript animation with its own
+same plot for every tracked step, as a JavaScript animation with its own
 slider that plays in any browser.
 """
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 import torch
 
-from rankbook.figures import spectra as plots
 from rankbook.analysis import spectra
+from rankbook.figures import style
+from rankbook.figures.spectra import KIND_LABEL, describe
 from rankbook.store.results import Result
 
 KINDS = {"W_K W_Q^T": "qk", "W_V W_O^T": "vo"}
 
 
 def _spectrum_axes(ax, result: Result, kind: str, layer: int, head: int, step_index: int) -> None:
-    """Normalized spectra of the initial product (red) and of Δ at one tracked iteration (green)."""
+    """Normalized spectra of the initial product (red) and of Δ at one tracked step (green)."""
     a = result.arrays
     init = spectra.normalized(torch.from_numpy(a[f"init_{kind}"][layer, head])).numpy()
     delta_raw = torch.from_numpy(a[f"delta_{kind}"][step_index, layer, head])
@@ -33,9 +32,8 @@ def _spectrum_axes(ax, result: Result, kind: str, layer: int, head: int, step_in
     ax.plot(np.arange(1, len(delta) + 1), delta, color="green", lw=2,
             label=f"Δ (stable rank {rank:.2f})" if np.isfinite(rank) else "Δ = 0")
     ax.set(xlabel="singular value index", ylabel="normalized singular value", ylim=(0, 1.05),
-           title=f"{plots.KIND_LABEL[kind]}, layer {layer + 1}, head {head + 1}, "
-                 f"iteration {int(a['step'][step_index])}")
-    ax.legend(loc="upper right", fontsize=8)
+           title=f"{KIND_LABEL[kind]}, layer {layer + 1}, head {head + 1}, step {int(a['step'][step_index])}")
+    ax.legend(loc="upper right")
 
 
 def spectra_explorer(result: Result, profile: str):
@@ -48,18 +46,17 @@ def spectra_explorer(result: Result, profile: str):
     steps = [int(s) for s in a["step"]]
     layer = w.IntSlider(value=1, min=1, max=layers, description="layer")
     head = w.IntSlider(value=1, min=1, max=heads, description="head")
-    step = w.SelectionSlider(options=steps, value=steps[-1], description="iteration")
+    step = w.SelectionSlider(options=steps, value=steps[-1], description="step")
     kind = w.ToggleButtons(options=list(KINDS), description="matrix")
     out = w.Output()
 
     def redraw(_=None) -> None:
         with out:
             out.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(6, 3.6))
-            fig.patch.set_facecolor("white")
-            _spectrum_axes(ax, result, KINDS[kind.value], layer.value - 1, head.value - 1, steps.index(step.value))
-            fig.suptitle(textwrap.fill(plots.describe(result, profile), 95), fontsize=7)
-            fig.tight_layout()
+            fig, axes = style.figure(1, 1, width=6.5, height=3.6)
+            _spectrum_axes(axes[0, 0], result, KINDS[kind.value], layer.value - 1, head.value - 1,
+                           steps.index(step.value))
+            style.finish(fig, "Normalized spectra: initialization vs Δ", describe(result, profile))
             plt.show()
 
     for control in (layer, head, step, kind):
@@ -69,20 +66,22 @@ def spectra_explorer(result: Result, profile: str):
 
 
 def spectra_animation(result: Result, profile: str, layer: int, head: int, kind: str = "qk"):
-    """The explorer's plot for every tracked iteration of one head, as an HTML/JS animation for the site."""
+    """The explorer's plot for every tracked step of one head, as an HTML/JS animation for the site."""
     import matplotlib.pyplot as plt
-    from matplotlib.animation import FuncAnimation
     from IPython.display import HTML
+    from matplotlib.animation import FuncAnimation
 
-    frames = list(range(1, len(result.arrays["step"])))  # iteration 0 has Δ = 0
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=72)
-    fig.patch.set_facecolor("white")
-    fig.suptitle(textwrap.fill(plots.describe(result, profile), 95), fontsize=7)
+    frames = list(range(1, len(result.arrays["step"])))  # step 0 has Δ = 0
+    fig, axes = style.figure(1, 1, width=6.5, height=3.6)
+    ax = axes[0, 0]
 
     def draw(i: int):
         _spectrum_axes(ax, result, kind, layer, head, i)
-        fig.tight_layout()
         return []
+
+    draw(frames[-1])
+    # finish once (it sizes the figure for its title), not per frame
+    style.finish(fig, "Normalized spectra: initialization vs Δ", describe(result, profile))
 
     anim = FuncAnimation(fig, draw, frames=frames, interval=500, blit=False)
     html = anim.to_jshtml(default_mode="once")

@@ -1,0 +1,243 @@
+"""The stable rank of Δ: through training (Fig. 12) with its trend verdict, per init scale (Fig. 4), tables.
+
+Every function takes one run or several runs of the same settings (seeds):
+the curves pool the heads of all seeds, so a band is mean ± std over heads
+(and seeds). The trend verdicts come from :mod:`rankbook.analysis.trend`; the
+per-scale statuses from :mod:`rankbook.analysis.scales`.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from rankbook.analysis import trend
+from rankbook.figures import style
+from rankbook.figures.spectra import KIND_COLOR, KIND_LABEL, describe, null_rank, pick_steps
+from rankbook.figures.tables import Table
+from rankbook.store.results import Result
+
+KINDS = ("qk", "vo")
+
+
+def band(
+    results: Result | Sequence[Result], kind: str, layer: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tracked steps (> 0) and the stable rank of Δ at ``layer``: mean and std over heads (and seeds)."""
+    steps, sr = trend.pooled(results, kind)
+    keep = steps > 0
+    return steps[keep], np.nanmean(sr[keep, layer], 1), np.nanstd(sr[keep, layer], 1)
+
+
+def through_training(
+    results: Result | Sequence[Result],
+    profile: str,
+    layers: Sequence[int] | None = None,
+    metric: str | None = None,
+    label: str = "",
+):
+    """Fig. 12: stable rank of ΔW_K W_Q^T (blue) and ΔW_V W_O^T (red) through training, mean ± std over heads.
+
+    Gray: the warmup, where Adam's first sign-like steps set the curve (the transient). A ring marks the
+    post-transient minimum the trend is measured from; each panel's title gives the layer's verdicts.
+    ``metric`` (e.g. ``"eval_loss"``) adds a last panel with that curve; ``label`` prefixes the title.
+    """
+    rs = trend.as_list(results)
+    first = rs[0]
+    layers = list(range(first.config["depth"])) if layers is None else list(layers)
+    verdicts = {kind: trend.run_trends(rs, kind) for kind in KINDS}
+    warm = trend.warmup_steps(first)
+    null = null_rank(first)["stable_rank_mean"]
+    panels = len(layers) + (metric is not None)
+    fig, axes = style.figure(int(np.ceil(panels / 3)), min(3, panels))
+    flat = list(axes.flat)
+    for ax, layer in zip(flat, layers):
+        for kind in KINDS:
+            steps, mean, std = band(rs, kind, layer)
+            t = verdicts[kind][layer]
+            ax.plot(steps, mean, color=KIND_COLOR[kind], label=f"Δ{KIND_LABEL[kind]}")
+            ax.fill_between(steps, mean - std, mean + std, color=KIND_COLOR[kind], alpha=0.2)
+            ax.plot([t.min_step], [t.min_value], "o", mfc="none", color=KIND_COLOR[kind], ms=8)
+            ax.axhline(
+                np.mean(first.arrays[f"stable_rank_init_{kind}"][layer]),
+                color=KIND_COLOR[kind],
+                ls=":",
+                lw=1,
+                label=f"{KIND_LABEL[kind]} at init",
+            )
+        ax.axvspan(1, max(warm, 1), color="0.85", alpha=0.5, lw=0, label="warmup (transient)")
+        ax.axhline(null, color="gray", ls="--", lw=1, label="random, rank 2·d_head")
+        ax.set_xscale("log")
+        ax.set(
+            title=f"layer {layer + 1}: " + ", ".join(f"{k} {verdicts[k][layer].verdict}" for k in KINDS),
+            xlabel="step",
+            ylabel="stable rank",
+        )
+    if metric is not None:
+        ax = flat[len(layers)]
+        keep = first.arrays["step"] > 0
+        for r in rs:
+            ax.plot(r.arrays["step"][keep], r.arrays[metric][keep], color="black", lw=1)
+        ax.set_xscale("log")
+        ax.set(title=metric.replace("_", " "), xlabel="step", ylabel=metric.replace("_", " "))
+    for ax in flat[panels:]:
+        ax.axis("off")
+    flat[0].legend(loc="upper right", fontsize=9)
+    seeds = f", {len(rs)} seeds" if len(rs) > 1 else ""
+    title = f"{label}Stable rank of Δ through training (mean ± std over heads{seeds})"
+    return style.finish(fig, title, describe(first, profile))
+
+
+def per_scale(
+    results_by_scale: Mapping[float, Result | Sequence[Result]],
+    profile: str,
+    layers: Sequence[int] = (0, 2, 4),
+    kind: str = "qk",
+    status: Mapping[float, str] | None = None,
+):
+    """Fig. 4: final stable rank of Δ per init scale at ``layers``, mean ± std over heads (and seeds).
+
+    ``status`` (from :func:`rankbook.analysis.scales.diagnostics_rows`) hatches the bars of scales that
+    did not train or collapsed and names it under the scale.
+    """
+    scales = sorted(results_by_scale)
+    fig, axes = style.figure(1, 1, width=6.5, height=4)
+    ax = axes[0, 0]
+    width = 0.8 / len(layers)
+    for k, layer in enumerate(layers):
+        sr = [trend.pooled(results_by_scale[s], kind)[1][-1, layer] for s in scales]
+        x = np.arange(len(scales)) + (k - (len(layers) - 1) / 2) * width
+        bars = ax.bar(
+            x,
+            [np.nanmean(v) for v in sr],
+            width,
+            yerr=[np.nanstd(v) for v in sr],
+            capsize=3,
+            label=f"layer {layer + 1}",
+        )
+        for bar, s in zip(bars, scales):
+            if status and status.get(s, "trained") != "trained":
+                bar.set_hatch("//")
+                bar.set_alpha(0.5)
+    ax.axhline(
+        null_rank(trend.as_list(results_by_scale[scales[0]])[0])["stable_rank_mean"],
+        color="gray",
+        ls="--",
+        lw=1,
+        label="random, rank 2·d_head",
+    )
+    names = [
+        f"{s:g}" + (f"\n({status[s]})" if status and status.get(s, "trained") != "trained" else "")
+        for s in scales
+    ]
+    ax.set_xticks(np.arange(len(scales)), names)
+    ax.set(xlabel="init scale (1 = default)", ylabel=f"stable rank of Δ{KIND_LABEL[kind]}")
+    ax.legend()
+    first = trend.as_list(results_by_scale[scales[0]])[0]
+    return style.finish(
+        fig,
+        f"Stable rank of Δ{KIND_LABEL[kind]} after training, per init scale",
+        describe(first, profile).rsplit(", init scale", 1)[0],
+    )
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def stable_rank_table(
+    results: Result | Sequence[Result], layers: Sequence[int] | None = None, step_index: int = -1
+) -> Table:
+    """Per layer: stable rank of Δ (mean, std over heads and seeds), of the initial product, of the null."""
+    rs = trend.as_list(results)
+    layers = range(rs[0].config["depth"]) if layers is None else layers
+    null = null_rank(rs[0])["stable_rank_mean"]
+    rows = []
+    for layer in layers:
+        row = {"layer": layer + 1}
+        for kind in KINDS:
+            sr = trend.pooled(rs, kind)[1][step_index, layer]
+            row[f"Δ{kind} mean"], row[f"Δ{kind} std"] = float(np.nanmean(sr)), float(np.nanstd(sr))
+            row[f"init {kind}"] = float(np.mean([r.arrays[f"stable_rank_init_{kind}"][layer] for r in rs]))
+        row["random rank 2·d_head"] = null
+        rows.append(row)
+    step = int(rs[0].arrays["step"][step_index])
+    return Table(
+        rows,
+        digits=3,
+        title=f"Stable rank at step {step} (mean and std over heads{' and seeds' if len(rs) > 1 else ''})",
+    )
+
+
+def trend_table(results: Result | Sequence[Result]) -> Table:
+    """Per layer and product: stable rank at step 1, at the post-transient minimum, at the end; ρ; verdict."""
+    rs = trend.as_list(results)
+    rows = []
+    for kind in KINDS:
+        steps, sr = trend.pooled(rs, kind)
+        i1 = list(steps).index(1) if 1 in steps else None
+        for t in trend.run_trends(rs, kind):
+            rows.append(
+                {
+                    "product": f"Δ{kind}",
+                    "layer": t.layer + 1,
+                    "step 1": float(np.nanmean(sr[i1, t.layer])) if i1 is not None else float("nan"),
+                    "minimum": t.min_value,
+                    "at step": t.min_step,
+                    "end": t.end_value,
+                    "change": f"{t.change:+.0%}",
+                    "ρ over heads": f"{t.rho_mean:.2f} ± {t.rho_std:.2f}",
+                    "verdict": t.verdict,
+                }
+            )
+    return Table(rows, digits=3, title="Trend of the stable rank after the warmup, per layer")
+
+
+def curve_table(results: Result | Sequence[Result], kind: str, count: int = 7) -> Table:
+    """Stable rank of Δ (mean over heads and seeds) per layer at ``count`` log-spaced tracked steps."""
+    steps, sr = trend.pooled(results, kind)
+    idx = pick_steps(steps, count)
+    rows = [{"layer": layer + 1, **{f"step {int(steps[i])}": float(np.nanmean(sr[i, layer])) for i in idx}}
+            for layer in range(sr.shape[1])]
+    return Table(rows, digits=3, title=f"Stable rank of Δ{kind} at a few steps (mean over heads)")
+
+
+def seeds_table(results_per_seed: Sequence[Result], kind: str = "qk") -> Table:
+    """Per layer: final stable rank of Δ (mean over heads), mean ± std over seeds, and test accuracy."""
+    per_seed = np.array([np.nanmean(r.arrays[f"stable_rank_delta_{kind}"][-1], -1) for r in results_per_seed])
+    acc = np.array([r.manifest.get("final_test_acc", np.nan) for r in results_per_seed])
+    rows = [
+        {
+            "layer": layer + 1,
+            f"Δ{kind} stable rank (mean over seeds)": float(per_seed[:, layer].mean()),
+            "std over seeds": float(per_seed[:, layer].std()),
+        }
+        for layer in range(per_seed.shape[1])
+    ]
+    return Table(
+        rows,
+        digits=3,
+        title=f"{len(results_per_seed)} seed(s); test accuracy {acc.mean():.3f} ± {acc.std():.3f}",
+    )
+
+
+def not_stored(tier: str, what: str):
+    """A small figure saying that ``tier``'s run of ``what`` is not stored (a glued figure always exists)."""
+    fig, axes = style.figure(1, 1, width=6.5, height=1.6)
+    axes[0, 0].set_axis_off()
+    axes[0, 0].text(
+        0.5,
+        0.5,
+        f"No stored {tier} run of {what} for this code and data.\n"
+        f"Make it with `python -m rankbook run --profile {tier}` and commit results/.",
+        ha="center",
+        va="center",
+        transform=axes[0, 0].transAxes,
+    )
+    return style.finish(fig, f"{tier} tier: not stored")
+
+
+def stored_figure(stored: Mapping[str, Sequence[Result]], tier: str, what: str):
+    """:func:`through_training` of ``tier``'s stored runs, or :func:`not_stored` when there are none."""
+    rs = stored.get(tier) or []
+    return through_training(rs, tier, label=f"Stored {tier} run: ") if rs else not_stored(tier, what)

@@ -1,0 +1,75 @@
+"""Chapters 04-07's figures and numbers on a tiny real ViT run (synthetic images, seconds on one core)."""
+import matplotlib
+import numpy as np
+import pytest
+
+from rankbook.analysis import claims, report, trend, transient
+from rankbook.figures import spectra, stable_rank
+from rankbook.store import results
+from tests import tiny
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("runs")
+    tiny.train(root)
+    (folder,) = [p for p in root.iterdir() if p.is_dir()]
+    return results.load(folder)
+
+
+def test_adam_step_of_the_transient_is_the_runs_recorded_first_step(run):
+    """transient.first_step repeats the loop's first update: same model, batch, optimizer and learning rate."""
+    measured = transient.first_step(tiny.task(), transient.first_lr(run))
+    steps = list(run.arrays["step"])
+    for kind in ("qk", "vo"):
+        np.testing.assert_allclose(measured["adam"][kind], run.arrays[f"stable_rank_delta_{kind}"][steps.index(1)],
+                                   rtol=1e-3)
+    numbers = report.transient_numbers(transient.summary(measured), run)
+    assert numbers["qk_adam"] == numbers["qk_recorded"]
+
+
+def test_trend_figure_names_each_layers_verdicts_and_tables_cover_every_layer(run):
+    fig = stable_rank.through_training([run, run], "fast", metric="test_loss")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    verdicts = trend.run_trends(run, "qk")
+    assert titles[0].startswith("layer 1: qk " + verdicts[0].verdict)
+    assert "2 seeds" in fig._suptitle.get_text()
+    rows = stable_rank.trend_table(run).records()
+    assert len(rows) == 2 * run.config["depth"] and {r["verdict"] for r in rows} <= set(trend.VERDICTS)
+    assert len(stable_rank.curve_table(run, "vo", count=3).records()) == run.config["depth"]
+    table = stable_rank.stable_rank_table([run, run]).records()
+    assert table[0]["Δqk std"] == pytest.approx(np.nanstd(run.arrays["stable_rank_delta_qk"][-1, 0]))
+
+
+def test_pooling_refuses_runs_tracked_at_other_steps(run):
+    other = results.Result(run.path, dict(run.arrays), run.manifest)
+    other.arrays["step"] = run.arrays["step"] + 1
+    with pytest.raises(ValueError, match="other steps"):
+        trend.pooled([run, other], "qk")
+
+
+def test_chapter_numbers_and_claim_rows(run):
+    s = report.spectrum_numbers(run)
+    assert s["heads"] == str(run.config["depth"] * run.config["heads"]) and s["share_delta_qk"].endswith("%")
+    t = report.trend_numbers(run)
+    assert t["qk_rises"].endswith(f"of {run.config['depth']} layers") and t["end_step"] == "12"
+    rows = report.chapter_claims([run], "fast", {"reference": [], "paper": [run]}, "04_vit_spectra")
+    assert [r["tier"] for r in rows] == ["fast", "fast", "paper", "paper"]
+    assert all(set(claims.FIELDS) <= set(r) for r in rows)
+    assert report.stored_note({"reference": [], "paper": [run]}) == (
+        "reference: not stored for this code/data; paper: 1 stored run(s)")
+
+
+def test_figures_build_for_spectra_scales_and_missing_tiers(run):
+    heads = spectra.random_heads(run, [0, 1])
+    assert len(spectra.spectra_over_training(run, "fast", heads).axes) == 4
+    assert spectra.delta_vs_init(run, "fast", heads) is not None
+    assert spectra.delta_evolution_per_scale({1.0: run, 0.5: run}, "fast", 0, 0) is not None
+    fig = stable_rank.per_scale({1.0: [run], 0.1: [run]}, "fast", layers=(0, 1), status={0.1: "collapsed"})
+    assert "collapsed" in " ".join(t.get_text() for t in fig.axes[0].get_xticklabels())
+    assert "not stored" in stable_rank.stored_figure({"paper": []}, "paper", "x")._suptitle.get_text()
