@@ -3,7 +3,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from rankbook.analysis import claims, report, trend, transient
+from rankbook.analysis import claims, report, transient, trend
 from rankbook.figures import spectra, stable_rank
 from rankbook.store import results
 from tests import tiny
@@ -23,12 +23,12 @@ def run(tmp_path_factory):
 
 
 def test_adam_step_of_the_transient_is_the_runs_recorded_first_step(run):
-    """transient.first_step repeats the loop's first update: same model, batch, optimizer and learning rate."""
+    """transient.first_step repeats the loop's first update: same model, batch, optimizer, learning rate."""
     measured = transient.first_step(tiny.task(), transient.first_lr(run))
     steps = list(run.arrays["step"])
     for kind in ("qk", "vo"):
-        np.testing.assert_allclose(measured["adam"][kind], run.arrays[f"stable_rank_delta_{kind}"][steps.index(1)],
-                                   rtol=1e-3)
+        recorded = run.arrays[f"stable_rank_delta_{kind}"][steps.index(1)]
+        np.testing.assert_allclose(measured["adam"][kind], recorded, rtol=1e-3)
     numbers = report.transient_numbers(transient.summary(measured), run)
     assert numbers["qk_adam"] == numbers["qk_recorded"]
 
