@@ -221,3 +221,20 @@ def stale_unpack_in_read_only_cache(tmp_path, monkeypatch):
     write_archive(tmp_path, data_dir, value=5)  # the archive changed since
     read_only(monkeypatch, cache)
     return images.locate("cifar10", download=False)
+
+
+def disk_full_under_torch_save(tmp_path, monkeypatch):
+    import collections
+    import shutil
+
+    import torch
+
+    def torch_on_a_full_disk(obj, f, *args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(torch, "save", torch_on_a_full_disk)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9, 0))
+    from rankbook.training import checkpoint
+
+    return checkpoint.save(tmp_path / "run" / "checkpoint.pt", {"config": {}})

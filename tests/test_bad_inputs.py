@@ -139,6 +139,8 @@ BAD_INPUTS = [
      r"valid.txt is not UTF-8 text: byte 0xe9 at offset 6.*iconv -f latin1 -t utf-8"),
     ("full disk while saving results", damage.disk_full, errors.StorageError,
      r"cannot write .*arrays.npz: the disk is full.*Free some space there, or set RANKBOOK_BUILD"),
+    ("full disk under torch.save (a RuntimeError without errno)", damage.disk_full_under_torch_save,
+     errors.StorageError, r"cannot write .*run/checkpoint.pt: the disk is full.*Free some space there"),
     ("read-only build folder", damage.read_only_build, errors.StorageError,
      r"cannot write .*outputs/fast/04_vit_spectra: .*build is read-only.*set RANKBOOK_BUILD"),
     ("truncated manifest.json", damage.truncated_manifest, results.DamagedResultError,

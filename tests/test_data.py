@@ -206,8 +206,13 @@ def test_half_unpacked_folders_of_killed_runs_are_removed_at_the_next_unpack(dir
     (litter / "cifar10-jpeg" / "train").mkdir(parents=True)
     live = cache / atomic.temp_name("cifar10-jpeg").replace(str(os.getpid()), str(os.getppid()))
     live.mkdir()  # a concurrent unpack by a live process: left alone
+    old_style, recent_old_style = cache / ".cifar10-jpeg.k2_x9a0q", cache / ".cifar10-jpeg.p0p0p0p0"
+    for folder in (old_style, recent_old_style):  # tempfile.mkdtemp names of earlier versions
+        (folder / "cifar10-jpeg").mkdir(parents=True)
+    os.utime(old_style, (0, 0))
     data.locate("cifar10")
     assert not litter.exists() and live.exists()
+    assert not old_style.exists() and recent_old_style.exists()
     assert (cache / "cifar10-jpeg").stat().st_mode & 0o777 == 0o777 & ~atomic.umask()
 
 

@@ -98,16 +98,21 @@ def is_stale(path: str | os.PathLike) -> bool:
 
 
 def clean_stale(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
-    """Remove stale temporaries (``.<name>.*.tmp``, any name when None) in ``folder``; return what went."""
+    """Remove stale temporaries (``.<name>.*.tmp``, any name when None) in ``folder``; return what went.
+
+    With a ``name``, folders ``.<name>.<random>`` are removed too once a day
+    old: the unpack folders of earlier versions (``tempfile.mkdtemp`` names).
+    """
     folder = Path(folder)
-    pattern = f".{glob_escape(name)}.*{TMP_SUFFIX}" if name else f".*{TMP_SUFFIX}"
+    pattern = f".{glob_escape(name)}.*" if name else f".*{TMP_SUFFIX}"
     removed = []
     try:
         found = list(folder.glob(pattern))
     except OSError:
         return removed
     for path in found:
-        if not is_stale(path):
+        legacy_folder = not path.name.endswith(TMP_SUFFIX) and path.is_dir() and not path.is_symlink()
+        if not (path.name.endswith(TMP_SUFFIX) or legacy_folder) or not is_stale(path):
             continue
         try:
             if path.is_dir() and not path.is_symlink():
@@ -143,6 +148,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except OSError as exc:
         raise errors.storage_error(path, exc) from exc
+    except Exception as exc:  # torch.save reports a full disk as a RuntimeError without errno
+        if errors.disk_full(path.parent):
+            raise errors.full_disk_error(path) from exc
+        raise
     finally:
         with contextlib.suppress(OSError):
             tmp_path.unlink()

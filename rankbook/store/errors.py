@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
 
 from rankbook.store import paths
 
 FULL = {errno.ENOSPC, errno.EDQUOT}
+NEARLY_FULL_BYTES = 16 << 20  # less free space than this after a failed write: the disk was the cause
 DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
@@ -44,3 +46,19 @@ def storage_error(path: str | os.PathLike, exc: OSError) -> OSError:
                                        f"this user ({os.strerror(exc.errno)}). Make it writable, or "
                                        f"{_setting_for(path)}.")
     return exc
+
+
+def disk_full(folder: str | os.PathLike) -> bool:
+    """Whether the disk holding ``folder`` is (nearly) full: to explain writers that hide the errno.
+
+    ``torch.save`` on a full disk raises ``RuntimeError('[enforce fail at
+    inline_container.cc:...] . unexpected pos ...')`` instead of ENOSPC.
+    """
+    try:
+        return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def full_disk_error(path: str | os.PathLike) -> OSError:
+    return storage_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
