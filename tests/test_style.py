@@ -21,7 +21,7 @@ def _close():
 def test_figure_fits_the_column_and_keeps_the_logical_grid(cols, width):
     fig, axes = style.figure(2, cols, width=width, height=2.8 if width else None)
     w, h = fig.get_size_inches()
-    assert w <= style.COLUMN_IN + 1e-9 and w * PX_PER_IN <= 720 + 1e-6
+    assert w <= style.COLUMN_IN + 1e-9 and w * PX_PER_IN <= 672 + 1e-6
     assert axes.shape == (2, cols)
     assert len({id(a) for a in axes.flat}) == 2 * cols
     per_row = len({round(a.get_position().x0, 3) for a in axes.flat})
@@ -87,4 +87,4 @@ def test_notebook_output_is_a_2x_png_shown_at_the_figure_size():
     px_w, px_h = struct.unpack(">II", png[16:24])
     shown_w = meta["image/png"]["width"]
     assert px_w in (2 * shown_w, 2 * shown_w + 1), "a retina PNG has twice the pixels of its display width"
-    assert shown_w <= 720
+    assert shown_w <= 672

@@ -118,9 +118,15 @@ def build(profile: str, strict: bool = True) -> Path:
     cmd = jupyter_book_command() + ["build", str(stage_root), "--path-output", str(fresh)]
     if strict:
         cmd += ["--warningiserror", "--keep-going"]
-    print("$", " ".join(cmd), flush=True)
+    log = final.with_name(f"{final.name}.log")
+    print(f"rendering the site (jupyter-book; its log: {log})", flush=True)
     try:
-        subprocess.run(cmd, check=True)
+        with open(log, "w") as out:  # Sphinx's progress lines go to the log; warnings and errors still show
+            done = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, text=True)
+        if done.stderr:
+            print(done.stderr, end="", file=sys.stderr)
+        if done.returncode:
+            raise subprocess.CalledProcessError(done.returncode, cmd)
         swap(fresh, final)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
