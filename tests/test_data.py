@@ -236,3 +236,15 @@ def test_decoded_tensors_of_an_earlier_version_do_not_pile_up(dirs, tmp_path):
     assert "cifar100-x.pt" in names  # another data set's cache is not touched
     kept = sorted(names - {"cifar100-x.pt"})
     assert len(kept) == 1 and kept[0].startswith(f"cifar10-{new.fingerprint[7:]}-test-all-")
+
+
+def test_a_damaged_unpacked_copy_is_unpacked_again(dirs, tmp_path):
+    data_dir, cache = dirs
+    _archive(tmp_path, data_dir, 1)
+    first = data.load_split("cifar10", "test")
+    for f in (cache / "tensors").iterdir():
+        f.unlink()
+    (cache / "cifar10-jpeg" / "test" / "dog" / "0001.png").write_bytes(b"\x89PNG truncated")
+    with pytest.warns(UserWarning, match=r"0001.png cannot be decoded(?s:.*)unpacking it again"):
+        again = data.load_split("cifar10", "test")
+    assert torch.equal(again.images, first.images)

@@ -17,8 +17,9 @@ A split (optionally a class-stratified, seeded subset) is decoded once into a
 ``uint8`` tensor ``[N, 3, H, W]`` and cached on disk, keyed by data set,
 the source's content fingerprint, split, subset size and seed (an edited
 source is never served from an old cache). A cache file that is damaged is
-decoded again; a cache that cannot be written (read-only, full disk) only
-costs decoding next time. The train and test splits of an ImageFolder tree
+decoded again, an unpacked copy that fails to decode is unpacked again; a
+cache that cannot be written (read-only, full disk) only costs decoding next
+time. The train and test splits of an ImageFolder tree
 must hold the same class folders (labels are indices into the sorted list).
 
 Training then works on tensors already on the device: :func:`augment`
@@ -240,7 +241,17 @@ def load_split(name: str, split: str, subset: int | None = None, seed: int = 0, 
             f"from {source.path}, {source.fingerprint})")
     found = _read_cache(cached)
     if found is None:
-        found = _read_split(source, spec, split, subset, seed, image_size)
+        try:
+            found = _read_split(source, spec, split, subset, seed, image_size)
+        except (DamagedFileError, DataNotFoundError, ClassListError) as exc:
+            if not (source.path / sources.MARKER).is_file():
+                raise  # the user's own files: only the user can fix them
+            # an unpacked copy is derived data: unpack it again (a second failure blames the archive)
+            warnings.warn(f"{exc}\n{source.path} was unpacked from an archive: unpacking it again",
+                          stacklevel=2)
+            (source.path / sources.MARKER).unlink()
+            source = locate(name, download=download, root=root)
+            found = _read_split(source, spec, split, subset, seed, image_size)
         if _write_cache(cached, *found):  # decoded tensors of earlier versions of the data set go
             fingerprints.remove_superseded(cached.parent, f"{name}-*.pt", version)
     return ImageData(*found, desc, source.fingerprint)
