@@ -238,3 +238,25 @@ def disk_full_under_torch_save(tmp_path, monkeypatch):
     from rankbook.training import checkpoint
 
     return checkpoint.save(tmp_path / "run" / "checkpoint.pt", {"config": {}})
+
+
+def damaged_torchvision_folder(tmp_path, monkeypatch):
+    _, cache = offline_dirs(tmp_path, monkeypatch)
+    folder = cache / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    (folder / "data_batch_1").write_bytes(b"half a pickle")
+    return images.load_split("cifar10", "train", download=False)
+
+
+def arrays_deleted(tmp_path, monkeypatch):
+    folder = _saved(tmp_path)
+    (folder / results.ARRAYS).unlink()
+    return results.load(folder)
+
+
+def results_root_is_a_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANKBOOK_BUILD", str(tmp_path / "build"))
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "results").write_text("I am a file")
+    return results.save(results.run_dir("vit", {"lr": 1.0}), {"lr": 1.0}, {"x": np.zeros(2)}, wall_s=0.0,
+                        device="cpu")

@@ -172,6 +172,12 @@ BAD_INPUTS = [
     ("old unpacked copy in a read-only cache", damage.stale_unpack_in_read_only_cache, errors.StorageError,
      r"cache/cifar10-jpeg was not unpacked from this version of .*cifar10-jpeg.tar.gz "
      r"\(sha256:[0-9a-f]{16}\), so it must be redone, but cannot write .*set RANKBOOK_CACHE"),
+    ("damaged torchvision folder", damage.damaged_torchvision_folder, errors.DamagedFileError,
+     r"torchvision's folder .*cifar-10-batches-py is damaged or incomplete.*Fix: delete it"),
+    ("arrays.npz deleted from a finished run", damage.arrays_deleted, results.DamagedResultError,
+     r"arrays.npz is missing.*Fix: delete .*run and train again"),
+    ("a file where the results folder should be", damage.results_root_is_a_file, errors.StorageError,
+     r"cannot write .*arrays.npz: .*build/results is a file where a folder is needed. Move or remove"),
     ("unknown text corpus", lambda *_: text.fingerprint("ptb", "test"),
      ValueError, r"unknown corpus 'ptb'; valid: wikitext-2, wikitext-103"),
     ("fingerprint of an unknown data set", lambda *_: data.fingerprint("mnist"),

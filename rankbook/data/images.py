@@ -180,7 +180,13 @@ def _damaged_image_fix(source: Source) -> str:
 def _read_split(source: Source, spec: Spec, split: str, subset: int | None, seed: int, image_size: int
                 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     if source.kind == "torchvision":
-        ds = sources._torchvision_dataset(spec, source.path.parent, train=split == "train", download=False)
+        try:
+            ds = sources._torchvision_dataset(spec, source.path.parent, split == "train", download=False)
+        except Exception as exc:  # torchvision checks the files' md5 sums: a damaged or partial copy
+            raise DamagedFileError(
+                f"torchvision's folder {source.path} is damaged or incomplete ({type(exc).__name__}: {exc}). "
+                f"Fix: delete it (it is downloaded again when online), or copy it again from a complete "
+                f"download") from exc
         labels = np.asarray(ds.targets, dtype=np.int64)
         idx = stratified_subset(labels, subset, seed)
         images = torch.from_numpy(ds.data[idx]).permute(0, 3, 1, 2).contiguous()

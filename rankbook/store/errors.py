@@ -11,6 +11,7 @@ from rankbook.store import paths
 FULL = {errno.ENOSPC, errno.EDQUOT}
 NEARLY_FULL_BYTES = 16 << 20  # less free space than this after a failed write: the disk was the cause
 DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+NOT_A_FOLDER = {errno.EEXIST, errno.ENOTDIR}
 
 
 class DamagedFileError(OSError):
@@ -36,7 +37,7 @@ def storage_error(path: str | os.PathLike, exc: OSError) -> OSError:
     """``exc`` as a :class:`StorageError` naming ``path`` and the fix when it is a full or unwritable disk."""
     path = Path(path)
     where = path.parent
-    while not where.exists() and where != where.parent:  # the folder that refused: the first one that exists
+    while not where.is_dir() and where != where.parent:  # the folder that refused: the first one that exists
         where = where.parent
     if exc.errno in FULL:
         return StorageError(exc.errno, f"cannot write {path}: the disk is full ({os.strerror(exc.errno)}). "
@@ -45,6 +46,10 @@ def storage_error(path: str | os.PathLike, exc: OSError) -> OSError:
         return StorageError(exc.errno, f"cannot write {path}: {where} is read-only or not writable by "
                                        f"this user ({os.strerror(exc.errno)}). Make it writable, or "
                                        f"{_setting_for(path)}.")
+    if exc.errno in NOT_A_FOLDER:
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path.parent)
+        return StorageError(exc.errno, f"cannot write {path}: {blocker} is a file where a folder is needed. "
+                                       f"Move or remove that file, or {_setting_for(path)}.")
     return exc
 
 
