@@ -37,14 +37,24 @@ if importlib.util.find_spec("rankbook") is None:
     _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
-# %%
+# %% tags=["hide-input"]
+from IPython.display import display
+from myst_nb import glue
+
 from rankbook.book import environment
 from rankbook.settings import profiles
 
 profile = profiles.resolve(profile)
-print(f"active profile: {profile}")
+for key, text in environment.summary(profile).items():
+    glue(f"ch00_{key}", text, display=False)
 
 # %% [markdown]
+# ```{admonition} This machine
+# The book runs the {glue:text}`ch00_profile` profile here, on
+# {glue:text}`ch00_device`, with Python {glue:text}`ch00_python` and
+# torch {glue:text}`ch00_torch`.
+# ```
+#
 # ## Libraries and device
 
 # %%
@@ -54,15 +64,20 @@ environment.versions_table()
 environment.device_table()
 
 # %% [markdown]
-# ## What the profile sets
+# ## What the profiles set
 #
 # Each part of the book reads its settings from the active profile; a
-# notebook parameter overrides a single setting. `fast` runs every chapter on
-# two CPU cores in minutes (this is what CI executes); `paper` uses the
-# paper's settings and wants a GPU.
+# notebook parameter overrides a single setting (and a copy run with an
+# override is never published as the profile's page). `fast` runs every
+# chapter on two CPU cores in minutes (this is what CI executes and what this
+# site shows); `reference` is closer to the paper and takes CPU-hours; `paper`
+# uses the paper's settings and wants a GPU. Where the `fast` column differs
+# from the `paper` column, the chapters depart from the paper, and each
+# chapter says so where it matters.
 
 # %%
-environment.profile_table(profile)
+for part in environment.PROFILE_TABLES:
+    display(environment.profile_comparison(part, profile))
 
 # %% [markdown]
 # ## Data sets

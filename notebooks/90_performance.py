@@ -42,16 +42,25 @@ if importlib.util.find_spec("rankbook") is None:
     _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
-# %%
+# %% tags=["hide-input"]
+from myst_nb import glue
+
 from rankbook.book import performance
 from rankbook.settings import profiles
 from rankbook.store import paths
 
 profile = profiles.resolve(profile)
 out = paths.output_dir(profile, "90_performance")
+glue("ch90_folder", performance.shown_path(out), display=False)
+
+# %% [markdown]
+# The benchmark reports (JSON) of this build are in {glue:text}`ch90_folder`;
+# the call below runs the quick benchmarks whose report is missing or older
+# than their script.
+
+# %%
 reports = {name: performance.ensure(name, out) for name in performance.RUNNABLE}
 reports["toy_solver"] = performance.existing("toy_solver", out)
-print(f"profile: {profile}; benchmark results in {out}")
 
 # %% [markdown]
 # ## All figures

@@ -16,7 +16,8 @@ def test_numbers_share_decimals_down_a_column_and_integers_stay_integers():
 
 def test_far_apart_magnitudes_and_extremes():
     assert format_column([0.001234, 123.4], 3) == ["0.00123", "123"]
-    assert format_column([1.5e-7, 2.0], 3) == ["1.50e-07", "2.00e+00"]
+    assert format_column([1.5e-7, 2.0, 1.25], 3) == ["1.50e-07", "2.00", "1.25"]
+    assert format_column([2.5e6], 2) == ["2.5e+06"]
     assert format_column([True, "x", None], 3) == ["True", "x", "None"]
 
 

@@ -49,6 +49,14 @@ def device_info() -> dict[str, str]:
     return info
 
 
+def summary(profile: str) -> dict[str, str]:
+    """What the setup chapter's prose states: profile, device, Python and torch versions."""
+    device, versions = device_info(), library_versions()
+    where = device.get("cuda device") or f"CPU ({device['cpu cores (os)']} cores)"
+    return {"profile": profiles.resolve(profile), "device": where, "python": versions["python"],
+            "torch": versions["torch"]}
+
+
 def device_table() -> Table:
     return Table([{"item": k, "value": v} for k, v in device_info().items()], title="Device")
 
@@ -65,10 +73,25 @@ def profile_settings(profile: str) -> dict[str, dict]:
     return found
 
 
-def profile_table(profile: str) -> Table:
-    rows = [{"part": part, "setting": key, "value": value}
-            for part, settings in profile_settings(profile).items() for key, value in settings.items()]
-    return Table(rows, columns=["part", "setting", "value"], title=f"Settings of the {profile!r} profile")
+def profile_comparison(part: str, active: str) -> Table:
+    """One part's settings under every profile side by side (the active one marked); values that differ
+    from the paper profile are where a chapter departs from the paper."""
+    module = _optional_module(PROFILE_TABLES[part])
+    if module is None:
+        raise ValueError(f"part {part!r} is not in this version of rankbook")
+    by_profile = {name: profiles.select(module.PROFILES, name).as_dict() for name in profiles.PROFILE_NAMES
+                  if name in module.PROFILES}
+    columns = [f"{name} (active)" if name == active else name for name in by_profile]
+    keys = list(next(iter(by_profile.values())))
+    rows = [[key] + [_cell(by_profile[name].get(key, "")) for name in by_profile] for key in keys]
+    return Table(rows, ["setting", *columns], title=f"{part}: settings per profile")
+
+
+def _cell(value) -> str:
+    """A setting as text: each value is its own quantity, so no decimals shared down a column."""
+    if isinstance(value, tuple):
+        return ", ".join(_cell(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def datasets_table() -> Table:

@@ -30,6 +30,12 @@ def ensure(name: str, folder: Path, *, timeout: float = 120) -> dict[str, Any]:
     return json.loads(out.read_text())
 
 
+def shown_path(path: Path) -> str:
+    """``path`` as a reader would type it: relative to the book's folder when inside it (no home folders)."""
+    root = paths.build_root().parent
+    return Path(path).relative_to(root).as_posix() if Path(path).is_relative_to(root) else str(path)
+
+
 def existing(name: str, folder: Path) -> dict[str, Any] | None:
     """A report found in ``folder`` or in ``<build>/benchmarks`` (where CI writes), else None."""
     for candidate in (Path(folder) / f"{name}.json", paths.build_root() / "benchmarks" / f"{name}.json"):

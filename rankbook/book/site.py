@@ -98,8 +98,23 @@ def stage(profile: str) -> Path:
         if not executed.exists():
             raise runner.RunnerError(f"{source.stem} has no executed copy for profile {profile}; "
                                      f"run: python -m rankbook run --profile {profile} {source.stem}")
-        shutil.copy2(executed, stage_root / "notebooks" / executed.name)
+        fold_parameters(executed, stage_root / "notebooks" / executed.name)
     return stage_root
+
+
+def fold_parameters(executed: Path, staged: Path) -> None:
+    """Copy an executed notebook for the site with its parameters cell folded (the knobs a reader may turn
+    are one click away) and papermill's injected copy of it removed (the page states its profile)."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        elif "parameters" in tags and not {"hide-input", "remove-cell", "remove-input"} & set(tags):
+            tags.append("hide-input")
+    nbformat.write(nb, staged)
 
 
 def jupyter_book_command() -> list[str]:

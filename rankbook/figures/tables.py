@@ -49,6 +49,10 @@ def _magnitude(x: float) -> int:
     return math.floor(math.log10(abs(x))) if x else 0
 
 
+def _plain(x: float) -> bool:
+    return not x or _PLAIN[0] <= _magnitude(x) < _PLAIN[1]
+
+
 def _decimals(x: float, digits: int) -> int:
     """Decimals that show ``x`` with ``digits`` significant figures."""
     return max(0, digits - 1 - _magnitude(x))
@@ -56,9 +60,10 @@ def _decimals(x: float, digits: int) -> int:
 
 def format_column(values: Sequence[Any], digits: int) -> list[str]:
     """Cells of one column: integers as they are, floats to ``digits`` significant figures."""
-    floats = [float(v) for v in values if _finite_float(v)]
+    # values of extreme magnitude get an exponent each; the others share decimals when their magnitudes
+    # are close (the points line up), else each shows its own significant figures
+    floats = [float(v) for v in values if _finite_float(v) and _plain(float(v))]
     mags = [_magnitude(x) for x in floats if x]
-    scientific = any(not (_PLAIN[0] <= m < _PLAIN[1]) for m in mags)
     # one number of decimals down the column when magnitudes are close; else each value its own
     # (the largest value gets at most one figure more than asked, so no false precision piles up)
     shared = None
@@ -73,7 +78,7 @@ def format_column(values: Sequence[Any], digits: int) -> list[str]:
             out.append(str(int(v)))
         elif not math.isfinite(float(v)):
             out.append(str(float(v)))  # nan, inf, -inf
-        elif scientific:
+        elif not _plain(float(v)):
             out.append(f"{float(v):.{max(digits - 1, 0)}e}")
         else:
             out.append(f"{float(v):.{_decimals(float(v), digits) if shared is None else shared}f}")
