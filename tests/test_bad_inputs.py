@@ -142,7 +142,7 @@ BAD_INPUTS = [
     ("full disk under torch.save (a RuntimeError without errno)", damage.disk_full_under_torch_save,
      errors.StorageError, r"cannot write .*run/checkpoint.pt: the disk is full.*Free some space there"),
     ("read-only build folder", damage.read_only_build, errors.StorageError,
-     r"cannot write .*outputs/fast/04_vit_spectra: .*build is read-only.*set RANKBOOK_BUILD"),
+     r"cannot write .*outputs/fast/04_vit_spectra: .*build is read-only.*set RANKBOOK_BUILD to a writable"),
     ("truncated manifest.json", damage.truncated_manifest, results.DamagedResultError,
      r"manifest.json is damaged or truncated \(JSONDecodeError.*Fix: delete .*run and train again"),
     ("truncated arrays.npz", damage.truncated_arrays, results.DamagedResultError,

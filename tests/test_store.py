@@ -68,7 +68,7 @@ def test_unwritable_places_name_the_file_and_the_fix(tmp_path, monkeypatch):
     (tmp_path / "cache").mkdir()
     damage.read_only(monkeypatch, tmp_path / "cache")
     with pytest.raises(errors.StorageError, match=r"cannot write .*cache/t/x.json: .*cache is read-only.*"
-                                                  r"set RANKBOOK_CACHE to a folder on another disk"):
+                                                  r"set RANKBOOK_CACHE to a writable folder"):
         atomic.write_json(tmp_path / "cache" / "t" / "x.json", {})
 
 

@@ -21,13 +21,16 @@ class DamagedFileError(OSError):
 class StorageError(OSError):
     """A file that cannot be written: full disk, read-only or unwritable folder."""
 
+    def __str__(self) -> str:  # the message already names the cause; no "[Errno 28]" in front
+        return self.strerror or super().__str__()
 
-def _setting_for(path: Path) -> str:
+
+def _setting_for(path: Path, where: str = "a folder on another disk") -> str:
     """The RANKBOOK_* variable that moves ``path`` elsewhere, for the advice in a message."""
     for var, root in (("RANKBOOK_BUILD", paths.build_root), ("RANKBOOK_CACHE", paths.cache_root)):
         try:
             if path.is_relative_to(root()):
-                return f"set {var} to a folder on another disk (now {root()})"
+                return f"set {var} to {where} (now {root()})"
         except (OSError, ValueError):
             continue
     return "write to another folder"
@@ -45,11 +48,12 @@ def storage_error(path: str | os.PathLike, exc: OSError) -> OSError:
     if exc.errno in DENIED:
         return StorageError(exc.errno, f"cannot write {path}: {where} is read-only or not writable by "
                                        f"this user ({os.strerror(exc.errno)}). Make it writable, or "
-                                       f"{_setting_for(path)}.")
+                                       f"{_setting_for(path, 'a writable folder')}.")
     if exc.errno in NOT_A_FOLDER:
         blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path.parent)
+        fix = _setting_for(path, "another folder")
         return StorageError(exc.errno, f"cannot write {path}: {blocker} is a file where a folder is needed. "
-                                       f"Move or remove that file, or {_setting_for(path)}.")
+                                       f"Move or remove that file, or {fix}.")
     return exc
 
 
