@@ -50,10 +50,10 @@ VISIBLE_TEXT_JS = """() => {
   root.querySelectorAll('pre, code, script, style, mjx-container, .highlight').forEach(e => e.remove());
   return root.innerText;
 }"""
-#: every image in the article: src, loaded?, natural size, size asked for (width attribute), size shown
+#: every image in the article: src, loaded?, natural size, size asked for (style or attribute), size shown
 IMAGES_JS = """() => Array.from(document.querySelectorAll('article img')).map(i => ({
   src: (i.getAttribute('src') || '').slice(0, 80), complete: i.complete, natural: i.naturalWidth,
-  asked: i.getAttribute('width') ? parseFloat(i.getAttribute('width')) : null,
+  asked: parseFloat(i.style.width) || parseFloat(i.getAttribute('width')) || null,
   shown: i.getBoundingClientRect().width, inOutput: !!i.closest('.cell_output, figure')}))"""
 #: cell outputs as text, less the package source that show_source displays (its code may name errors)
 OUTPUTS_JS = """() => Array.from(document.querySelectorAll('.cell_output')).map(e => {

@@ -73,6 +73,11 @@ def test_finish_raises_small_text_and_wraps_long_subtitles(recwarn):
     assert max(a.get_position().y1 for a in fig.axes) < title.get_window_extent(renderer).y0 / fig.bbox.height
 
 
+def test_figures_live_outside_pyplot_so_a_kernel_never_shows_them_by_itself():
+    fig, _ = style.figure(1, 2)
+    assert not matplotlib.pyplot.get_fignums() and fig.canvas.get_renderer() is not None
+
+
 def test_notebook_output_is_a_2x_png_shown_at_the_figure_size():
     from IPython.core.formatters import format_display_data
     from IPython.core.interactiveshell import InteractiveShell

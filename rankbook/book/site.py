@@ -134,6 +134,7 @@ def build(profile: str, strict: bool = True) -> Path:
     if strict:
         cmd += ["--warningiserror", "--keep-going"]
     log = final.with_name(f"{final.name}.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
     print(f"rendering the site (jupyter-book; its log: {log})", flush=True)
     try:
         with open(log, "w") as out:  # Sphinx's progress lines go to the log; warnings and errors still show

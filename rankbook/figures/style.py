@@ -18,6 +18,9 @@ test:
   for, so ``axes[r, c]`` still means logical row r, column c.
 - **2× PNG**: notebooks and the site get PNGs rendered at twice the
   resolution with their display size in the output's metadata ("retina").
+- **Shown once**: figures live outside pyplot, so a kernel never displays
+  one by itself; :func:`show` displays it, or ``glue(name, fig,
+  display=False)`` hands it to a ``{glue:figure}`` caption (any cell tag).
 - **Long titles and subtitles are wrapped** to the figure's width.
 """
 from __future__ import annotations
@@ -28,6 +31,8 @@ import textwrap
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 #: width available to a figure: the site's text column is 688 CSS px at a 1280 px window (measured by the
@@ -75,7 +80,11 @@ def figure(rows: int = 1, cols: int = 1, *, width: float | None = None, height: 
     plan = layout(rows, cols, width, height)
     sharex, sharey = subplots_kw.pop("sharex", False), subplots_kw.pop("sharey", False)
     prows, pcols = plan["grid"]
-    fig, grid = plt.subplots(prows, pcols, figsize=plan["size"], squeeze=False, **subplots_kw)
+    # outside pyplot: the kernel never shows it by itself (a glued figure appears once, where its caption
+    # is), and it is freed with its last reference
+    fig = Figure(figsize=plan["size"], dpi=DPI)
+    FigureCanvasAgg(fig)
+    grid = fig.subplots(prows, pcols, squeeze=False, **subplots_kw)
     axes = np.empty((rows, cols), dtype=object)
     for r in range(rows):
         for c in range(cols):
