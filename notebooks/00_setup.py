@@ -39,9 +39,9 @@ if importlib.util.find_spec("rankbook") is None:
 
 # %% tags=["hide-input"]
 from IPython.display import display
-from myst_nb import glue
 
 from rankbook.book import environment
+from rankbook.book.glue import glue
 from rankbook.settings import profiles
 
 profile = profiles.resolve(profile)

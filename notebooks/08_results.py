@@ -41,9 +41,8 @@ if importlib.util.find_spec("rankbook") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
 # %% tags=["hide-input"]
-from myst_nb import glue
-
 from rankbook.book import results
+from rankbook.book.glue import glue
 from rankbook.settings import profiles
 
 profile = profiles.resolve(profile)

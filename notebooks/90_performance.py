@@ -43,9 +43,8 @@ if importlib.util.find_spec("rankbook") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
 # %% tags=["hide-input"]
-from myst_nb import glue
-
 from rankbook.book import performance
+from rankbook.book.glue import glue
 from rankbook.settings import profiles
 from rankbook.store import paths
 

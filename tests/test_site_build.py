@@ -17,7 +17,7 @@ CHAPTER = '''# %% [markdown]
 profile: str = ""
 
 # %% tags=["hide-input"]
-from myst_nb import glue
+from rankbook.book.glue import glue
 
 from rankbook.figures import style
 
