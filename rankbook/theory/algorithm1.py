@@ -39,7 +39,8 @@ class Stage:
 
     def row(self) -> dict:
         return {"stage k": self.k, "T_k (rescaled time)": self.time, "new coordinate i_k": self.name,
-                "loss before": self.loss_before, "loss after": self.loss_after, "support size": len(self.support)}
+                "loss before": self.loss_before, "loss after": self.loss_after,
+                "support size": len(self.support)}
 
 
 @dataclasses.dataclass
@@ -66,9 +67,10 @@ def time_until_active(b: np.ndarray, g: np.ndarray, g_tol: float) -> np.ndarray:
     return delta
 
 
-def restricted_flow(net: DiagonalNetwork, beta: np.ndarray, support: np.ndarray, *, stationary_tol: float = 1e-9,
-                    basin_tol: float = 1e-3, chunk: float = 5.0, max_time: float = 1e4, drop_below: float = 1e-30,
-                    rtol: float = 1e-5, atol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+def restricted_flow(net: DiagonalNetwork, beta: np.ndarray, support: np.ndarray, *,
+                    stationary_tol: float = 1e-9, basin_tol: float = 1e-3, chunk: float = 5.0,
+                    max_time: float = 1e4, drop_below: float = 1e-30, rtol: float = 1e-5,
+                    atol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     """Balanced gradient flow on ``support`` from product vector ``beta`` to its stationary limit.
 
     The flow (which decides *which* stationary point) runs until max |g| on the
@@ -122,14 +124,21 @@ def _polish(net: DiagonalNetwork, beta: np.ndarray, support: np.ndarray, tol: fl
 
 
 def algorithm1(net: DiagonalNetwork, *, max_stages: int = 20, epsilon: float = 1e-12, g_tol: float = 1e-7,
-               stationary_tol: float = 1e-9, max_time: float = 1e3) -> IncrementalResult:
-    """Run Algorithm 1 from θ^0 = 0, b^0 = 1, T_0 = 0 until T = ∞, ``max_stages``, or T > ``max_time``.
+               stationary_tol: float = 1e-9, max_time: float = 1e3, b0: float = 1.0) -> IncrementalResult:
+    """Run Algorithm 1 from θ^0 = 0, b^0 = ``b0``, T_0 = 0 until T = ∞, ``max_stages``, or T > ``max_time``.
 
     ``g_tol``: |g_i| at or below it counts as g_i = 0 (Δ = ∞); it must exceed the
     residual gradient left by the stationarity tolerance ``stationary_tol``.
+
+    Why b^0 = 1 although the pseudo-code's line 1 reads "b^0, θ^0 ← 0": b^k is the
+    log-scale of the weights, log_α|w_i| (section 4.1), and θ(0) = α θ_0 gives
+    log_α|w_i(0)| = 1 + log|θ_0,i| / log α → 1. With b^0 = 0, eq. (8) gives
+    Δ_0(i) = 0 for every g_i > 0: a first stage at T = 0, while the flow does not
+    move before τ = 1 / max|g_i(0)| (chapter 01 runs both). ``b0`` is a parameter only
+    to show that.
     """
     p = net.p
-    b = np.ones(p)
+    b = np.full(p, float(b0))
     beta = np.zeros(p)
     support = np.array([], dtype=int)
     t_now = 0.0

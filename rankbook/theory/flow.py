@@ -1,4 +1,7 @@
-"""Gradient flow (adaptive ODE solver) and plain GD / SGD / Adam, recorded at chosen times.
+"""Gradient flow (adaptive ODE solvers), recorded at chosen times; activation times and jump windows.
+
+GD, SGD and Adam live in :mod:`rankbook.theory.descent`, perturbations in
+:mod:`rankbook.theory.perturbations`.
 
 Time is reported as rescaled time τ = t / log(1/α), the paper's x axis.
 
@@ -20,8 +23,14 @@ from typing import Callable
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from rankbook.theory.diagonal import (DiagonalNetwork, canonical_signs, conserved, product_from_log_w, single_thread_blas,
-                       uv_from_w)
+from rankbook.theory.diagonal import (
+    DiagonalNetwork,
+    canonical_signs,
+    conserved,
+    product_from_log_w,
+    single_thread_blas,
+    uv_from_w,
+)
 
 LossAndGrad = Callable[..., "tuple[float, np.ndarray]"]
 
@@ -114,7 +123,7 @@ def _log_vector_field(net: DiagonalNetwork, c: np.ndarray, counter: list[int]):
 
 
 def log_flow(net: DiagonalNetwork, u0: np.ndarray, v0: np.ndarray, alpha: float, t_eval: np.ndarray, *,
-             rtol: float = 1e-6, atol: float = 1e-6, method: str = "LSODA", max_step_tau: float = 0.01,
+             rtol: float = 1e-6, atol: float = 1e-6, method: str = "Radau", max_step_tau: float = 0.01,
              record_loss: bool = True) -> Trajectory:
     """Gradient flow of a diagonal network, integrated in z = log(u + v) with scipy's adaptive solver.
 
@@ -128,7 +137,11 @@ def log_flow(net: DiagonalNetwork, u0: np.ndarray, v0: np.ndarray, alpha: float,
     coordinates sit in a stiff well (Hessian eigenvalues ~10-50), which limits an
     explicit solver to steps ~0.1 in t: RK45 needed 518, 866, 2384 evaluations at
     α = 1e-4, 1e-8, 1e-32, while LSODA (switching to an implicit method when stiff)
-    needed 521, 716, 1099.
+    needed 521, 716, 1099. (3) On the last, zero-loss plateau, log w of a learned negative
+    product is ~ −150 at α = 1e-32, so rtol × |z| is a large absolute error: LSODA's loss
+    rose 23× (rtol 1e-6) and still 66× at rtol 1e-12 once below 1e-10; Radau (implicit,
+    L-stable) kept the loss monotone down to the ~1e-25 rounding floor at rtol 1e-4 to 1e-6
+    for ~1.4× LSODA's evaluations, so it is the default.
     """
     u0, v0, signs = canonical_signs(np.asarray(u0, float), np.asarray(v0, float))
     w0 = u0 + v0
@@ -139,7 +152,7 @@ def log_flow(net: DiagonalNetwork, u0: np.ndarray, v0: np.ndarray, alpha: float,
 
 
 def log_flow_from(net: DiagonalNetwork, z0: np.ndarray, c: np.ndarray, signs: np.ndarray, alpha: float,
-                  t_eval: np.ndarray, *, rtol: float = 1e-6, atol: float = 1e-6, method: str = "LSODA",
+                  t_eval: np.ndarray, *, rtol: float = 1e-6, atol: float = 1e-6, method: str = "Radau",
                   max_step_tau: float = 0.01, record_loss: bool = True) -> Trajectory:
     """:func:`log_flow` from a state given as z = log w, c = u² − v² and sign flips (u, v) = signs ⊙ (u', v').
 
@@ -153,18 +166,34 @@ def log_flow_from(net: DiagonalNetwork, z0: np.ndarray, c: np.ndarray, signs: np
         sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), z0, method=method, t_eval=t_eval, rtol=rtol,
                         atol=atol, max_step=max_step_tau * log_inverse(alpha), **options)
         if not sol.success or not np.isfinite(sol.y).all():
-            raise RuntimeError(f"log-coordinate gradient flow failed: {sol.message} "
-                               f"(finite: {np.isfinite(sol.y).all()}); try a smaller max_step_tau or method='BDF'")
+            raise RuntimeError(f"log-coordinate gradient flow failed: {sol.message} (finite: "
+                               f"{np.isfinite(sol.y).all()}); try a smaller max_step_tau or method='BDF'")
         n_evals = counter[0]
         u, v = uv_from_w(np.exp(sol.y.T), c)
         u, v = u * signs, v * signs
         loss = np.array([net.loss(b) for b in u * v]) if record_loss else np.full(len(sol.t), np.nan)
-    return Trajectory(alpha, sol.t, np.concatenate([u, v], axis=1), loss, n_evals, time.perf_counter() - start,
-                      f"log-flow {method}", log_w=sol.y.T.copy(), c=c, signs=signs)
+    wall = time.perf_counter() - start
+    return Trajectory(alpha, sol.t, np.concatenate([u, v], axis=1), loss, n_evals, wall, f"log-flow {method}",
+                      log_w=sol.y.T.copy(), c=c, signs=signs)
+
+
+def continue_from(net: DiagonalNetwork, traj: Trajectory, k: int, duration: float, n_record: int,
+                  **solver) -> Trajectory:
+    """The flow from record ``k`` of a log-coordinate run, for ``duration`` more gradient-flow time.
+
+    Starts from the exact stored state (log w, c, signs), so the continuation is the
+    same flow; its clock continues ``traj``'s.
+    """
+    if traj.log_w is None:
+        raise ValueError("continue_from needs a log-coordinate trajectory (from log_flow)")
+    times = np.linspace(0.0, duration, n_record)
+    out = log_flow_from(net, traj.log_w[k], traj.c, traj.signs, traj.alpha, times, **solver)
+    return dataclasses.replace(out, t=out.t + traj.t[k])
 
 
 def theta_flow(loss_and_grad: LossAndGrad, theta0: np.ndarray, alpha: float, t_eval: np.ndarray, *,
-               rtol: float = 1e-7, atol: float = 1e-12, method: str = "RK45", max_step_tau: float = 0.01) -> Trajectory:
+               rtol: float = 1e-7, atol: float = 1e-12, method: str = "RK45",
+               max_step_tau: float = 0.01) -> Trajectory:
     """Gradient flow dθ/dt = −∇L(θ) in plain θ coordinates (any model; e.g. the full-weight head).
 
     The baseline that :func:`log_flow` improves on; steps capped as there.
@@ -183,43 +212,8 @@ def theta_flow(loss_and_grad: LossAndGrad, theta0: np.ndarray, alpha: float, t_e
         if not sol.success:
             raise RuntimeError(f"gradient flow failed: {sol.message}")
         loss = np.array([loss_and_grad(th)[0] for th in sol.y.T])
-    return Trajectory(alpha, sol.t, sol.y.T.copy(), loss, evals, time.perf_counter() - start, f"θ-flow {method}")
-
-
-def gradient_descent(loss_and_grad: LossAndGrad, theta0: np.ndarray, alpha: float, lr: float, t_eval: np.ndarray,
-                     *, optimizer: str = "gd", batch_size: int | None = None, n_samples: int | None = None,
-                     seed: int = 0, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Trajectory:
-    """GD, SGD (``batch_size``) or Adam with a fixed learning rate, recorded at the steps nearest ``t_eval``.
-
-    Time is t = lr × steps, the gradient-flow time GD approximates (for Adam only a nominal clock).
-    """
-    if optimizer not in ("gd", "adam"):
-        raise ValueError(f"optimizer must be 'gd' or 'adam', got {optimizer!r}")
-    if batch_size is not None and n_samples is None:
-        raise ValueError("SGD (batch_size) needs n_samples")
-    record_steps = np.unique(np.rint(np.asarray(t_eval) / lr).astype(int))
-    rng = np.random.default_rng(seed)
-    theta = np.array(theta0, dtype=float)
-    m, s = np.zeros_like(theta), np.zeros_like(theta)
-    thetas, losses = [], []
-    start = time.perf_counter()
-    with single_thread_blas():
-        for step in range(record_steps[-1] + 1):
-            index = None if batch_size is None else rng.choice(n_samples, size=batch_size, replace=False)
-            loss, grad = loss_and_grad(theta, index) if index is not None else loss_and_grad(theta)
-            if step == record_steps[len(thetas)]:
-                thetas.append(theta.copy())
-                losses.append(loss if index is None else loss_and_grad(theta)[0])
-            if optimizer == "gd":
-                theta -= lr * grad
-            else:
-                m = betas[0] * m + (1 - betas[0]) * grad
-                s = betas[1] * s + (1 - betas[1]) * grad * grad
-                m_hat, s_hat = m / (1 - betas[0] ** (step + 1)), s / (1 - betas[1] ** (step + 1))
-                theta -= lr * m_hat / (np.sqrt(s_hat) + eps)
-    name = optimizer if batch_size is None else f"sgd(batch {batch_size})"
-    return Trajectory(alpha, record_steps * lr, np.array(thetas), np.array(losses), int(record_steps[-1] + 1),
-                      time.perf_counter() - start, f"{name} lr={lr:g}")
+    return Trajectory(alpha, sol.t, sol.y.T.copy(), loss, evals, time.perf_counter() - start,
+                      f"θ-flow {method}")
 
 
 def activation_times(traj: Trajectory, threshold: float, values: np.ndarray | None = None) -> np.ndarray:
@@ -247,53 +241,9 @@ def activation_times(traj: Trajectory, threshold: float, values: np.ndarray | No
     return out
 
 
-def shifted(traj: Trajectory, t0: float) -> Trajectory:
-    """The same run with its clock started at gradient-flow time ``t0`` (for continuations)."""
-    return dataclasses.replace(traj, t=traj.t + t0)
-
-
-@dataclasses.dataclass
-class Perturbation:
-    """One perturb-and-train-on experiment (appendix A): reference and perturbed continuations."""
-
-    tau: float  # rescaled time of the perturbation
-    reference: Trajectory
-    perturbed: Trajectory
-    perturbed_coords: np.ndarray  # indices into θ = [u, v]
-    distance_start: float  # ‖β_perturbed − β_reference‖ (β = u⊙v) right after the perturbation
-    distance_end: float  # the same at the end of the window
-
-    # Distances are between products u⊙v, the quantities the figures show: (u, v) → (λu, v/λ) keeps
-    # u⊙v and moves along a valley of minima, so θ itself need not return after a perturbation.
-
-
-def perturb_and_follow(net: DiagonalNetwork, traj: Trajectory, tau: float, *, std: float, threshold: float,
-                       window_tau: float, rng: np.random.Generator, n_record: int = 100, **solver) -> Perturbation:
-    """At the recorded point nearest ``tau``, add N(0, std²) to every weight with |weight| > ``threshold``,
-    then follow the flow from the perturbed and the unperturbed states for ``window_tau``."""
-    if traj.log_w is None:
-        raise ValueError("perturb_and_follow needs a log-coordinate trajectory (log_flow)")
-    k = int(np.argmin(np.abs(traj.tau - tau)))
-    theta = traj.theta[k].copy()
-    coords = np.flatnonzero(np.abs(theta) > threshold)
-    noisy = theta.copy()
-    noisy[coords] += std * rng.standard_normal(coords.size)
-    # untouched coordinates keep their exact (log w, c); touched ones are re-expressed from (u, v)
-    z, c, signs = traj.log_w[k].copy(), traj.c.copy(), traj.signs.copy()
-    touched = np.unique(coords % net.p)
-    u, v = np.split(noisy, 2)
-    tu, tv, tsigns = canonical_signs(u[touched], v[touched])
-    z[touched], c[touched], signs[touched] = np.log(np.maximum(tu + tv, 1e-300)), conserved(tu, tv), tsigns
-    t_eval = np.linspace(0.0, window_tau * log_inverse(traj.alpha), n_record)
-    ref = log_flow_from(net, traj.log_w[k], traj.c, traj.signs, traj.alpha, t_eval, **solver)
-    pert = log_flow_from(net, z, c, signs, traj.alpha, t_eval, **solver)
-    ref, pert = shifted(ref, traj.t[k]), shifted(pert, traj.t[k])
-    return Perturbation(float(traj.tau[k]), ref, pert, coords, float(np.linalg.norm(pert.beta[0] - ref.beta[0])),
-                        float(np.linalg.norm(pert.beta[-1] - ref.beta[-1])))
-
-
-def transition_windows(traj: Trajectory, low: float = 1e-3, high: float = 0.5) -> dict[int, tuple[float, float]]:
-    """Per learned coordinate, the rescaled times at which |u_i v_i| reaches ``low`` and ``high`` × its final value.
+def transition_windows(traj: Trajectory, low: float = 1e-3,
+                       high: float = 0.5) -> dict[int, tuple[float, float]]:
+    """Per learned coordinate, the rescaled times at which |u_i v_i| reaches ``low`` and ``high`` × final.
 
     As α → 0 each window shrinks (the jump takes O(1) time, i.e. O(1/log(1/α)) in τ)
     while the gaps between windows stay: the stages separate (Assumption 4.2).
@@ -302,6 +252,6 @@ def transition_windows(traj: Trajectory, low: float = 1e-3, high: float = 0.5) -
     out = {}
     for i in np.flatnonzero(final > 1e-3 * final.max()):
         values = np.abs(traj.beta[:, i]) / final[i]
-        start, end = activation_times(traj, low, values[:, None])[0], activation_times(traj, high, values[:, None])[0]
-        out[int(i)] = (float(start), float(end))
+        start = activation_times(traj, low, values[:, None])[0]
+        out[int(i)] = (float(start), float(activation_times(traj, high, values[:, None])[0]))
     return out
