@@ -96,3 +96,28 @@ def test_a_kernel_started_by_the_runner_sees_the_same_absolute_paths(tmp_path):
     env = {**os.environ, "RANKBOOK_CACHE": "rel/cache", "PYTHONPATH": str(paths.REPO_ROOT)}
     out = subprocess.run([sys.executable, "-c", kernel], cwd=caller, env=env, capture_output=True, text=True)
     assert out.stdout.strip() == str(caller / "rel" / "cache"), out.stderr
+
+
+def test_a_start_up_sweep_clears_the_litter_of_a_whole_tree(tmp_path):
+    dead = damage.dead_pid()
+    deep = tmp_path / "results" / "vit-abc"
+    deep.mkdir(parents=True)
+    litter = [deep / f".arrays.npz.{dead}@{atomic._HOST}-0123abcd.tmp",
+              tmp_path / f".04_vit.running.ipynb.{dead}@{atomic._HOST}-0123abcd.tmp"]
+    for p in litter:
+        p.write_text("half")
+    keep = deep / "arrays.npz"
+    keep.write_text("whole")
+    assert sorted(atomic.clean_stale_tree(tmp_path)) == sorted(litter)
+    assert keep.exists() and not any(p.exists() for p in litter)
+
+
+def test_no_home_directory_asks_for_rankbook_cache(monkeypatch):
+    monkeypatch.delenv("RANKBOOK_CACHE", raising=False)
+
+    def homeless():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(paths.Path, "home", staticmethod(homeless))
+    with pytest.raises(paths.PathSettingError, match="no home directory .*set RANKBOOK_CACHE"):
+        paths.cache_root()

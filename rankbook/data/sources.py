@@ -191,7 +191,7 @@ def _extract(archive: Path, tmp: Path, top: str) -> Path:
     except OSError as exc:
         if isinstance(exc, gzip.BadGzipFile) or exc.errno is None:
             raise errors.DamagedFileError(damaged_archive_message(archive, exc)) from exc
-        raise errors.storage_error(tmp / top, exc) from exc
+        raise errors.storage_error(tmp.parent / top, exc) from exc
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise errors.DamagedFileError(damaged_archive_message(archive, exc)) from exc
     inner = tmp / top

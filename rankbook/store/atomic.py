@@ -125,6 +125,21 @@ def clean_stale(folder: str | os.PathLike, name: str | None = None) -> list[Path
     return removed
 
 
+def clean_stale_tree(root: str | os.PathLike, max_depth: int = 6) -> list[Path]:
+    """:func:`clean_stale` in ``root`` and every folder below it (to ``max_depth``), for a start-up sweep.
+
+    Hidden folders are not entered (a stale one is removed whole instead).
+    """
+    root, removed = Path(root), []
+    if not root.is_dir():
+        return removed
+    for folder, dirs, _ in os.walk(root):
+        removed += clean_stale(folder)
+        depth = len(Path(folder).relative_to(root).parts)
+        dirs[:] = [] if depth >= max_depth else [d for d in dirs if not d.startswith(".")]
+    return removed
+
+
 def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 

@@ -63,7 +63,14 @@ def data_root() -> Path:
 
 def cache_root() -> Path:
     """Cache for downloads, unpacked archives and decoded data (``$RANKBOOK_CACHE``); may be read-only."""
-    return _env_path("RANKBOOK_CACHE", Path.home() / ".cache" / "rankbook")
+    given = env_path("RANKBOOK_CACHE")
+    if given:
+        return given
+    try:
+        return Path.home() / ".cache" / "rankbook"
+    except (RuntimeError, KeyError) as exc:  # no HOME and no passwd entry (e.g. a container's random uid)
+        raise PathSettingError(f"no home directory to keep the cache in ({exc}); set RANKBOOK_CACHE to a "
+                               f"writable folder") from exc
 
 
 def build_root() -> Path:
