@@ -7,7 +7,9 @@ PROFILE ?= fast
 # Offline data: use the workplace copy beside the repo when RANKBOOK_DATA is unset.
 export RANKBOOK_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: venv test book run clean
+LINTED := rankbook tests benchmarks $(wildcard notebooks/*.py)
+
+.PHONY: venv lint test book run clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +18,12 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+
+# ruff first, then every test even when ruff complains; fails if either failed (pytest's summary stays last)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	@status=0; $(BIN)/ruff check $(LINTED) || status=1; $(BIN)/python -m pytest -q || status=1; exit $$status
 
 run: $(STAMP)
 	$(BIN)/python -m rankbook run --profile $(PROFILE)

@@ -6,8 +6,8 @@ import papermill
 import pytest
 import yaml
 
-from rankbook.store import paths
 from rankbook.book import runner
+from rankbook.store import paths
 
 SOURCES = runner.available()
 
