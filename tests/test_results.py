@@ -2,10 +2,11 @@
 import json
 import os
 
+import damage
 import numpy as np
 import pytest
 
-from rankbook.store import results
+from rankbook.store import atomic, results
 
 CONFIG = {"kind": "vit", "d_model": 8, "init_scales": (1.0, 0.1), "lr": 1e-3}
 
@@ -124,3 +125,13 @@ def test_saved_files_respect_the_umask_and_leave_no_temporaries(tmp_path):
         os.umask(old)
     assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == {
         results.ARRAYS: 0o640, results.MANIFEST: 0o640}
+
+
+def test_the_first_save_sweeps_temporaries_of_killed_runs_in_every_run_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(atomic, "_SWEPT", set())
+    other = tmp_path / "vit-otherconfig"
+    other.mkdir()
+    litter = other / f".arrays.npz.{damage.dead_pid()}@{atomic._HOST}-0123abcd.tmp"
+    litter.write_bytes(b"half of a killed run's arrays")
+    _save(results.run_dir("vit", CONFIG, tmp_path))
+    assert not litter.exists()

@@ -238,6 +238,7 @@ def load_split(name: str, split: str, subset: int | None = None, seed: int = 0, 
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     spec = sources.spec(name)
+    atomic.sweep_once(paths.cache_root())  # temporaries of runs killed earlier
     source = locate(name, download=download, root=root)
     key = hashlib.sha256(f"{name}|{source.kind}|{source.fingerprint}|{split}|{subset}|{seed}|{image_size}"
                          .encode()).hexdigest()[:16]

@@ -220,6 +220,7 @@ def load_tokens(corpus: str, split: str, tokenizer_name: str = "bytes", max_toke
                 download: bool = True) -> TokenText:
     """Tokenize ``corpus``'s ``split`` (its first ``max_tokens`` tokens when > 0); cached (module doc)."""
     path = locate(corpus, split, download=download)
+    atomic.sweep_once(paths.cache_root())  # temporaries of runs killed earlier
     tok = tokenizer(tokenizer_name)
     fp = fingerprints.fingerprint(path)
     stem = f"{FOLDERS[corpus]}-{split}-{tok.name}-"

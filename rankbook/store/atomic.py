@@ -140,6 +140,18 @@ def clean_stale_tree(root: str | os.PathLike, max_depth: int = 6) -> list[Path]:
     return removed
 
 
+_SWEPT: set[tuple[str, int]] = set()
+
+
+def sweep_once(root: str | os.PathLike, max_depth: int = 1) -> list[Path]:
+    """:func:`clean_stale_tree` of ``root``, the first time this process asks (a start-up sweep)."""
+    key = (str(Path(root).resolve()), max_depth)
+    if key in _SWEPT:
+        return []
+    _SWEPT.add(key)
+    return clean_stale_tree(root, max_depth)
+
+
 def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 

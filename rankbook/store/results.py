@@ -205,6 +205,7 @@ def save(folder: Path, config: Mapping[str, Any], arrays: Mapping[str, Any], *, 
          device: str, extra: Mapping[str, Any] | None = None) -> Result:
     """Write ``arrays`` then the manifest (both atomically) into ``folder``."""
     folder = Path(folder)
+    atomic.sweep_once(folder.parent)  # temporaries of runs killed earlier, in every run folder here
     check_folder(folder, config)
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     atomic.write_with(folder / ARRAYS, lambda tmp: _savez(tmp, arrays))
