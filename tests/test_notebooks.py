@@ -50,3 +50,14 @@ def test_toc_lists_every_notebook_and_every_entry_exists():
         assert matches, f"toc entry {f} has no file"
     listed = {f for f in files if f.startswith("notebooks/")}
     assert listed == {f"notebooks/{p.stem}" for p in SOURCES}
+
+
+def test_template_is_a_chapter_shape_kept_out_of_the_book():
+    template = paths.REPO_ROOT / "notebooks" / "_template.py"
+    assert template.exists() and template not in SOURCES
+    toc = (paths.REPO_ROOT / "_toc.yml").read_text()
+    assert "_template" not in toc
+    cells = jupytext.read(template).cells
+    tags = [set(c.metadata.get("tags", [])) for c in cells]
+    assert {"parameters"} in tags and any("colab-setup" in t for t in tags)
+    assert any("{glue:figure}" in c.source for c in cells if c.cell_type == "markdown")
