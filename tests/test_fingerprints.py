@@ -105,3 +105,17 @@ def test_real_offline_archive_if_present(tmp_path, monkeypatch):
     if not path.is_file():
         pytest.skip("no offline CIFAR-10 archive in $RANKBOOK_DATA")
     assert images.fingerprint("cifar10", download=False) == "sha256:efac85c8ed52f4ea"
+
+
+def test_an_unpacked_copy_keeps_the_archive_fingerprint_until_it_is_touched(dirs, tmp_path):
+    data_dir, cache = dirs
+    archive = _archive(data_dir, tmp_path)
+    fp = images.fingerprint("cifar10", download=False)
+    images.locate("cifar10", download=False)  # unpacked into the cache
+    archive.unlink()  # e.g. another machine, or RANKBOOK_DATA unset: only the cache has the data
+    source = images.locate("cifar10", download=False)
+    assert source.status == "cached" and source.fingerprint == fp == images.fingerprint("cifar10")
+    f = cache / "cifar10-jpeg" / "test" / "cat" / "0000.jpg"
+    f.write_bytes(b"edited")
+    os.utime(f, ns=(0, f.stat().st_mtime_ns + 10**9))
+    assert images.fingerprint("cifar10") not in (fp, "")  # now the tree's own content hash

@@ -103,9 +103,23 @@ def fingerprint(name: str, download: bool = True, root: Path | None = None) -> s
     unpacking or decoding anything, once; later calls are served from the
     cache by size and mtime (:mod:`rankbook.store.fingerprints`). A data set
     found nowhere is downloaded when allowed, else :class:`DataNotFoundError`.
+
+    A tree unpacked from an archive keeps the archive's fingerprint while it
+    is unchanged since unpacking, so the same data has the same fingerprint
+    whether or not the archive is still in the data folder.
     """
     found = first_present(spec(name), root)
-    path = found[1] if found else locate(name, download=download, root=root).path
+    if not found:
+        return locate(name, download=download, root=root).fingerprint
+    return source_fingerprint(found[0], found[1])
+
+
+def source_fingerprint(kind: str, path: Path) -> str:
+    """The fingerprint of what was found at ``path`` (see :func:`fingerprint`)."""
+    if kind == "imagefolder":
+        marker = read_marker(path)
+        if marker.get("fingerprint") and marker.get("signature") == fingerprints.signature(path):
+            return marker["fingerprint"]  # our unpacked copy, untouched since: the archive's identity
     return fingerprints.fingerprint(path)
 
 
@@ -115,7 +129,7 @@ def locate(name: str, download: bool = True, root: Path | None = None) -> Source
     found = first_present(sp, root)
     if found:
         kind, path, status = found
-        fp = fingerprints.fingerprint(path)
+        fp = source_fingerprint(kind, path)
         if kind == "archive":
             return Source("imagefolder", unpack_archive(path, paths.cache_root() / sp.folder, fp), status, fp)
         return Source(kind, path, status, fp)
@@ -146,11 +160,17 @@ def missing_message(sp: Spec, looked, why: str) -> str:
     return f"data set {sp.name!r} not found ({why}). Looked in:\n{where}\n{fix}"
 
 
-def _marker_fingerprint(folder: Path) -> str | None:
+def read_marker(folder: Path) -> dict:
+    """What an unpacked tree records about its archive: archive, fingerprint, signature (``{}`` if none)."""
     try:
-        return json.loads((folder / MARKER).read_text()).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        return None
+        marker = json.loads((Path(folder) / MARKER).read_text())
+        return marker if isinstance(marker, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _marker_fingerprint(folder: Path) -> str | None:
+    return read_marker(folder).get("fingerprint")
 
 
 def unpack_archive(archive: Path, target: Path, fp: str | None = None) -> Path:
@@ -176,7 +196,8 @@ def unpack_archive(archive: Path, target: Path, fp: str | None = None) -> Path:
         raise error from exc
     try:
         inner = _extract(archive, tmp, target.name)
-        (inner / MARKER).write_text(json.dumps({"archive": str(archive), "fingerprint": fp}) + "\n")
+        marker = {"archive": str(archive), "fingerprint": fp, "signature": fingerprints.signature(inner)}
+        (inner / MARKER).write_text(json.dumps(marker) + "\n")
         atomic.apply_umask(inner, directory=True)
         _swap_in(inner, target, tmp)
     finally:

@@ -64,8 +64,11 @@ def _tree(top: str, rel: str = "") -> list[tuple[str, str, os.stat_result]]:
     return found
 
 
-def _signature(path: Path) -> str:
-    """Size and mtime of a file, or of every file in a folder: what the cached value is keyed by."""
+def signature(path: Path) -> str:
+    """Size and mtime of a file, or of every file in a folder: what the cached value is keyed by.
+
+    Renaming or moving a folder keeps it (relative paths, sizes and mtimes).
+    """
     if path.is_file():
         st = path.stat()
         return f"file {st.st_size} {st.st_mtime_ns}"
@@ -92,18 +95,18 @@ def sha256(path: str | os.PathLike) -> str:
     path = Path(path).resolve()
     if not path.exists():
         raise FileNotFoundError(f"cannot fingerprint {path}: it does not exist")
-    signature = _signature(path)
+    before = signature(path)
     entry = _entry(path)
     try:
         stored = json.loads(entry.read_text())
-        if stored.get("path") == str(path) and stored.get("signature") == signature:
+        if stored.get("path") == str(path) and stored.get("signature") == before:
             return stored["sha256"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # no entry yet, or a damaged one: hash again and rewrite it
     digest = _content_digest(path)
-    if _signature(path) == signature:  # unchanged while we read it: safe to remember
+    if signature(path) == before:  # unchanged while we read it: safe to remember
         try:
-            atomic.write_json(entry, {"path": str(path), "signature": signature, "sha256": digest})
+            atomic.write_json(entry, {"path": str(path), "signature": before, "sha256": digest})
         except OSError:
             pass  # a read-only or full cache: the fingerprint is still right, only not remembered
     return digest
