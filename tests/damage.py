@@ -260,3 +260,13 @@ def results_root_is_a_file(tmp_path, monkeypatch):
     (tmp_path / "build" / "results").write_text("I am a file")
     return results.save(results.run_dir("vit", {"lr": 1.0}), {"lr": 1.0}, {"x": np.zeros(2)}, wall_s=0.0,
                         device="cpu")
+
+
+def damaged_wikitext103_download(tmp_path, monkeypatch):
+    offline_dirs(tmp_path, monkeypatch)
+
+    def truncated_download(url, dest):
+        dest.write_bytes(b"PK\x03\x04 and then the connection dropped")
+
+    monkeypatch.setattr(text, "_fetch", truncated_download)
+    return text.locate("wikitext-103", "train")

@@ -178,6 +178,8 @@ BAD_INPUTS = [
      r"arrays.npz is missing.*Fix: delete .*run and train again"),
     ("a file where the results folder should be", damage.results_root_is_a_file, errors.StorageError,
      r"cannot write .*arrays.npz: .*build/results is a file where a folder is needed. Move or remove"),
+    ("damaged WikiText-103 download", damage.damaged_wikitext103_download, text.TextDataNotFoundError,
+     r"the download failed \(the download .*wikitext-103-raw-v1.zip is damaged .*it was deleted: run again"),
     ("unknown text corpus", lambda *_: text.fingerprint("ptb", "test"),
      ValueError, r"unknown corpus 'ptb'; valid: wikitext-2, wikitext-103"),
     ("fingerprint of an unknown data set", lambda *_: data.fingerprint("mnist"),
