@@ -15,18 +15,17 @@ Usage: python benchmarks/toy_solver.py [--quick|--full] [--out PATH] [--n-sample
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import numpy as np
 import torch
 
-from rankbook.store import atomic
 from rankbook.book import benchmarking
-from rankbook.theory import flow
 from rankbook.settings import profiles
-from rankbook.theory import toy
+from rankbook.settings.toy import PROFILES
+from rankbook.store import atomic
+from rankbook.theory import descent, flow, toy
 from rankbook.theory.diagonal import single_thread_blas
 
 HORIZON_TAU = 0.9  # all of the toy teacher's stages end before τ ≈ 0.8 (see chapter 01)
@@ -54,7 +53,7 @@ def accuracy_race(net, settings, alpha: float, target: float, n_record: int) -> 
             break
     theta0 = np.concatenate([u0, v0])
     for lr in (0.03, 0.01, 3e-3, 1e-3, 3e-4):
-        traj = flow.gradient_descent(net.loss_and_grad, theta0, alpha, lr, times)
+        traj = descent.gradient_descent(net.loss_and_grad, theta0, alpha, lr, times)
         gd_trials.append({"lr": lr, "evaluations": traj.n_evals, "wall_s": traj.wall_s,
                           "max_rel_error": stage_error(traj, coords, ref_onsets)})
         print(f"  GD lr {lr:g}: {traj.n_evals} evaluations, {traj.wall_s:.2f} s, "
@@ -140,7 +139,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     _, quick = benchmarking.resolve(args)  # the toy solvers run on the CPU whatever the device
     args.n_samples = args.n_samples or (50 if quick else 1000)
-    settings = profiles.select(toy.PROFILES, "fast", n_samples=args.n_samples)
+    settings = profiles.select(PROFILES, "fast", n_samples=args.n_samples)
     net = toy.diagonal_head(settings)
     print(f"toy head: {toy.describe(settings, 'fast')}")
     print(f"1. same stage-time accuracy (max rel. error ≤ {args.target:g}) at α = 1e-8")
@@ -150,18 +149,19 @@ def main(argv=None) -> dict:
               f"{race['evaluation_ratio']:.0f}× fewer; wall {race['flow']['wall_s']:.2f} s vs "
               f"{race['gd']['wall_s']:.2f} s ({race['wall_ratio']:.0f}×)")
     elif "evaluation_ratio_extrapolated" in race:
-        print(f"   → GD did not reach the target at the step sizes tried; extrapolating its first-order error: "
-              f"~{race['gd_extrapolated_evaluations']:.0f} evaluations, "
+        print("   → GD did not reach the target at the step sizes tried; extrapolating its first-order "
+              f"error: ~{race['gd_extrapolated_evaluations']:.0f} evaluations, "
               f"{race['evaluation_ratio_extrapolated']:.0f}× the log-flow's")
     print("2. cost against α (horizon τ = 0.9)")
     by_alpha = cost_against_alpha(net, settings, (1e-4, 1e-32), args.n_record // 10)
     print("3. one evaluation (loss + gradient), median ms, one thread")
     cost = evaluation_cost(settings)
-    print(f"   diagonal: hand {cost['diagonal_hand_ms']:.2f} ms, autograd {cost['diagonal_autograd_ms']:.2f} ms "
-          f"({cost['diagonal_speedup']:.1f}×); full: hand {cost['full_hand_ms']:.2f} ms, autograd "
+    print(f"   diagonal: hand {cost['diagonal_hand_ms']:.2f} ms, autograd "
+          f"{cost['diagonal_autograd_ms']:.2f} ms ({cost['diagonal_speedup']:.1f}×); "
+          f"full: hand {cost['full_hand_ms']:.2f} ms, autograd "
           f"{cost['full_autograd_ms']:.2f} ms ({cost['full_speedup']:.1f}×)")
-    result = {"mode": "quick" if quick else "full", "settings": settings.as_dict(), "accuracy_race": race, "cost_against_alpha": by_alpha,
-              "evaluation_cost_ms": cost}
+    result = {"mode": "quick" if quick else "full", "settings": settings.as_dict(), "accuracy_race": race,
+              "cost_against_alpha": by_alpha, "evaluation_cost_ms": cost}
     atomic.write_json(args.out, result)
     print(f"wrote {args.out}")
     return result

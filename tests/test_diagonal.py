@@ -45,14 +45,17 @@ def test_g_is_minus_gradient_in_u_v():
     (grad,) = torch.autograd.grad(net.loss_torch(tu * tv), theta)
     g = net.g(u, v)
     np.testing.assert_allclose(grad.numpy(), np.concatenate([-v * g, -u * g]), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(net.loss_and_grad(theta.detach().numpy())[1], grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(net.loss_and_grad(theta.detach().numpy())[1], grad.numpy(), rtol=1e-10,
+                               atol=1e-12)
 
 
 def test_minibatch_gradient_is_the_gradient_on_those_samples():
     x, y = _head_data(3, n=8)
-    net, sub = diagonal.DiagonalAttentionHead(x, y), diagonal.DiagonalAttentionHead(x[[1, 4, 6]], y[[1, 4, 6]])
+    net = diagonal.DiagonalAttentionHead(x, y)
+    sub = diagonal.DiagonalAttentionHead(x[[1, 4, 6]], y[[1, 4, 6]])
     beta = np.random.default_rng(3).standard_normal(net.p)
-    np.testing.assert_allclose(net.loss_and_g(beta, np.array([1, 4, 6]))[1], sub.loss_and_g(beta)[1], rtol=1e-12)
+    np.testing.assert_allclose(net.loss_and_g(beta, np.array([1, 4, 6]))[1], sub.loss_and_g(beta)[1],
+                               rtol=1e-12)
 
 
 def test_full_head_gradient_matches_autograd_and_diagonal_head():

@@ -1,10 +1,11 @@
-"""Gradient-flow solvers: conservation law, agreement with tiny-step GD, log- vs θ-coordinates, stage times."""
+"""Gradient-flow solvers: conservation law, tiny-step GD agreement, log- vs θ-coordinates, monotone loss."""
 import numpy as np
 import pytest
 import torch
 
-from rankbook.theory import diagonal
-from rankbook.theory import flow
+from rankbook.settings import profiles
+from rankbook.settings.toy import PROFILES
+from rankbook.theory import descent, diagonal, flow, toy
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +39,9 @@ def test_log_flow_matches_tiny_step_gd_and_theta_flow(small_head):
     u0, v0 = _init(small_head.p, alpha)
     times = flow.record_times(alpha, 0.8, 5)
     fast = flow.log_flow(small_head, u0, v0, alpha, times, rtol=1e-9, atol=1e-10)
-    gd = flow.gradient_descent(small_head.loss_and_grad, np.concatenate([u0, v0]), alpha, 2e-4, times)
-    ref = flow.theta_flow(small_head.loss_and_grad, np.concatenate([u0, v0]), alpha, times, rtol=1e-10, atol=1e-14)
+    gd = descent.gradient_descent(small_head.loss_and_grad, np.concatenate([u0, v0]), alpha, 2e-4, times)
+    ref = flow.theta_flow(small_head.loss_and_grad, np.concatenate([u0, v0]), alpha, times, rtol=1e-10,
+                          atol=1e-14)
     scale = np.abs(ref.beta).max()
     np.testing.assert_allclose(fast.beta, ref.beta, atol=1e-6 * scale)
     np.testing.assert_allclose(gd.beta, ref.beta, atol=2e-3 * scale)  # GD is first order in the step
@@ -56,16 +58,46 @@ def test_log_flow_cost_does_not_scale_with_plateau_length(small_head):
     assert counts[1] < 3 * counts[0]
 
 
+def test_continue_from_is_the_same_flow(small_head):
+    """A continuation from a stored record reproduces the run's later records (exact state, same solver)."""
+    alpha = 1e-6
+    u0, v0 = _init(small_head.p, alpha)
+    times = flow.record_times(alpha, 1.0, 41)
+    traj = flow.log_flow(small_head, u0, v0, alpha, times, rtol=1e-10, atol=1e-10)
+    rest = flow.continue_from(small_head, traj, 20, traj.t[-1] - traj.t[20], 21, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(rest.t, traj.t[20:], rtol=1e-12)
+    np.testing.assert_allclose(rest.beta, traj.beta[20:], atol=1e-7 * np.abs(traj.beta).max())
+    with pytest.raises(ValueError, match="log-coordinate"):
+        flow.continue_from(small_head, flow.Trajectory(alpha, times[:2], np.zeros((2, 2 * small_head.p)),
+                                                       np.zeros(2), 0, 0.0, "θ"), 0, 1.0, 2)
+
+
+def test_fast_profile_loss_at_tiny_alpha_is_monotone():
+    """Issue 12.5: at α = 1e-32 the fast profile's loss (Fig. 6) never rises above the rounding floor.
+
+    LSODA at rtol 1e-6 rose 23× near L ~ 1e-10 (an artefact: the flow cannot raise the loss).
+    """
+    settings = profiles.select(PROFILES, "fast")
+    net = toy.diagonal_head(settings)
+    traj = toy.flow_run(net, settings, 1e-32)
+    above_floor = traj.loss[:-1] > 1e-22
+    ratio = traj.loss[1:] / traj.loss[:-1]
+    assert above_floor.sum() > 0.5 * len(above_floor)
+    assert ratio[above_floor].max() <= 1.0 + 1e-9
+    assert traj.loss[-1] < 1e-20  # it did reach the last, zero-loss plateau
+
+
 def test_sgd_and_adam_run_and_record(small_head):
     alpha = 0.1
     theta0 = np.concatenate(_init(small_head.p, alpha))
     times = np.linspace(0, 2.0, 5)
-    sgd = flow.gradient_descent(small_head.loss_and_grad, theta0, alpha, 0.05, times, batch_size=4, n_samples=12)
-    adam = flow.gradient_descent(small_head.loss_and_grad, theta0, alpha, 0.01, times, optimizer="adam")
+    sgd = descent.gradient_descent(small_head.loss_and_grad, theta0, alpha, 0.05, times, batch_size=4,
+                                   n_samples=12)
+    adam = descent.gradient_descent(small_head.loss_and_grad, theta0, alpha, 0.01, times, optimizer="adam")
     for traj in (sgd, adam):
         assert traj.theta.shape == (5, 2 * small_head.p) and np.isfinite(traj.loss).all()
     with pytest.raises(ValueError, match="optimizer"):
-        flow.gradient_descent(small_head.loss_and_grad, theta0, alpha, 0.01, times, optimizer="lbfgs")
+        descent.gradient_descent(small_head.loss_and_grad, theta0, alpha, 0.01, times, optimizer="lbfgs")
 
 
 def test_activation_times_interpolate_in_log_scale():
@@ -81,10 +113,7 @@ def test_activation_times_interpolate_in_log_scale():
 
 def test_log_flow_on_toy_head_at_tiny_alpha_learns_every_teacher_coordinate():
     """At α = 1e-32 the solver must neither step over a stage nor return NaNs (LSODA once did, silently)."""
-    from rankbook.settings import profiles
-    from rankbook.theory import toy
-
-    settings = profiles.select(toy.PROFILES, "fast", n_samples=30)
+    settings = profiles.select(PROFILES, "fast", n_samples=30)
     net, alpha = toy.diagonal_head(settings), 1e-32
     u0, v0 = toy.diagonal_init(settings, alpha)
     traj = flow.log_flow(net, u0, v0, alpha, flow.record_times(alpha, 1.2, 100), max_step_tau=0.02,

@@ -4,11 +4,12 @@ import pytest
 import torch
 
 from rankbook.settings import profiles
+from rankbook.settings.toy import PAPER_ALPHAS, PROFILES
 from rankbook.theory import toy
 
 
 def _small(**kw):
-    return profiles.select(toy.PROFILES, "fast", n_samples=20, **kw)
+    return profiles.select(PROFILES, "fast", n_samples=20, **kw)
 
 
 def test_data_deterministic_by_seed():
@@ -42,10 +43,23 @@ def test_student_init_scales_with_alpha():
 
 
 def test_profiles():
-    paper = toy.PROFILES["paper"]
-    assert paper.alphas == toy.PAPER_ALPHAS and paper.n_samples == 1000 and paper.n_seeds == 3
-    assert set(toy.PROFILES) == set(profiles.PROFILE_NAMES)
-    assert profiles.select(toy.PROFILES, "fast", alphas=[0.5, 1e-3]).alphas == (0.5, 1e-3)
+    paper = PROFILES["paper"]
+    assert paper.alphas == PAPER_ALPHAS and paper.n_samples == 1000 and paper.n_seeds == 3
+    assert set(PROFILES) == {"fast", "reference", "paper"} >= set(profiles.PROFILE_NAMES)
+    for name in PROFILES:  # every profile the book knows selects
+        assert profiles.select(PROFILES, name).perturb_alpha == 1e-32
+    assert profiles.select(PROFILES, "fast", alphas=[0.5, 1e-3]).alphas == (0.5, 1e-3)
+
+
+def test_dense_teacher_is_dense_and_realizable():
+    s = _small()
+    dense = toy.dense_teacher(s)
+    assert np.count_nonzero(dense.beta) == 2 * s.dim
+    np.testing.assert_array_equal(dense.beta, toy.dense_teacher(_small()).beta)
+    net = toy.diagonal_head(s, dense)
+    assert net.loss(dense.beta) < 1e-25 and net.loss(np.zeros(net.p)) > 1.0
+    assert not np.allclose(toy.data(s, dense)[1], toy.data(s)[1])
+    torch.testing.assert_close(toy.data(s, dense)[0], toy.data(s)[0], rtol=0, atol=0)  # the same inputs
 
 
 @pytest.mark.parametrize("override, message", [
@@ -54,7 +68,8 @@ def test_profiles():
     ({"perturb_alpha": 2.0}, "must be < 1"),
     ({"n_samples": 3}, "must be >= 10"),
     ({"seed": 1.5}, "must be int"),
+    ({"solver": "RK45"}, "not one of the valid choices"),
 ])
 def test_settings_validation(override, message):
     with pytest.raises(profiles.ProfileError, match=message):
-        profiles.select(toy.PROFILES, "fast", **override)
+        profiles.select(PROFILES, "fast", **override)

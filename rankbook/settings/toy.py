@@ -49,6 +49,8 @@ class ToySettings(profiles.Settings):
     full_alpha: float = param(1e-8, gt=0.0, lt=1.0, help="α of the full-weight head")
     full_lr: float = param(0.015, gt=0.0, help="GD learning rate of the full-weight head")
     full_tau_max: float = param(1.5, gt=0.0, help="horizon (rescaled time) of the full-weight head")
+    dense_alpha: float = param(1e-8, gt=0.0, lt=1.0, help="α of the flow with a dense random teacher")
+    dense_tau_max: float = param(2.0, gt=0.0, help="horizon (rescaled time) of the dense-teacher flow")
     perturb_alpha: float = param(1e-32, gt=0.0, lt=1.0, help="α of the perturbation experiments (appendix A)")
     perturb_per_plateau: int = param(1, ge=1, help="random perturbation times drawn on each plateau (Fig. 9)")
     perturb_std_plateau: float = param(0.05, gt=0.0, help="noise std at random times (Fig. 9)")
@@ -72,7 +74,8 @@ PROFILES = {
         n_record=400,  # a coarser record; crossings are interpolated and perturbations hit exact times
         rtol=1e-5, atol=1e-5,  # Radau at 1e-5: the α = 1e-32 loss is monotone down to ~1e-25 (tested)
         full_alpha=1e-4,  # full-weight GD: log(1/α) 2× shorter than 1e-8, so half the GD steps
-        full_tau_max=1.2),
+        full_tau_max=1.2,
+        dense_tau_max=0.8),  # the dense teacher's flow to τ = 0.8 only (~15 switches, not the ~80 of τ = 2)
     # The paper's data (1000 samples) and all six α, one seed: the stored middle tier.
     "reference": ToySettings(n_seeds=1),  # one seed instead of three: a third of the sweep's cost
     # The paper's settings: 1000 samples, all six α; three seeds for the spread of the stage times.

@@ -133,9 +133,9 @@ def algorithm1(net: DiagonalNetwork, *, max_stages: int = 20, epsilon: float = 1
     Why b^0 = 1 although the pseudo-code's line 1 reads "b^0, θ^0 ← 0": b^k is the
     log-scale of the weights, log_α|w_i| (section 4.1), and θ(0) = α θ_0 gives
     log_α|w_i(0)| = 1 + log|θ_0,i| / log α → 1. With b^0 = 0, eq. (8) gives
-    Δ_0(i) = 0 for every g_i > 0: a first stage at T = 0, while the flow does not
-    move before τ = 1 / max|g_i(0)| (chapter 01 runs both). ``b0`` is a parameter only
-    to show that.
+    Δ_0(i) = 0 for every g_i > 0 (a first stage at T = 0) and 2/|g_i| for g_i < 0,
+    while the flow's first coordinate switches on at τ ≈ 1 / max|g_i(0)| (chapter 01
+    runs both). ``b0`` is a parameter only to show that.
     """
     p = net.p
     b = np.full(p, float(b0))

@@ -24,7 +24,7 @@ import dataclasses
 import numpy as np
 
 from rankbook.theory import flow
-from rankbook.theory.diagonal import DiagonalNetwork, canonical_signs, conserved, uv_from_w
+from rankbook.theory.diagonal import DiagonalNetwork, uv_from_w
 from rankbook.theory.flow import Trajectory
 
 #: |u_i v_i| at which a coordinate outside a saddle's support ends that saddle's plateau: small beside the
@@ -93,14 +93,9 @@ def kick_and_follow(net: DiagonalNetwork, start: Trajectory, j: int, *, std: flo
         raise ValueError(f"the window after a kick must be positive, got {duration:g}")
     theta, t_kick = start.theta[j], start.t[j]
     coords = np.flatnonzero(np.abs(theta) > threshold)
-    noisy = theta.copy()
-    noisy[coords] += std * rng.standard_normal(coords.size)
-    # untouched coordinates keep their exact (log w, c); touched ones are re-expressed from (u, v)
-    z, c, signs = start.log_w[j].copy(), start.c.copy(), start.signs.copy()
-    touched = np.unique(coords % net.p)
-    u, v = np.split(noisy, 2)
-    tu, tv, tsigns = canonical_signs(u[touched], v[touched])
-    z[touched], c[touched], signs[touched] = np.log(np.maximum(tu + tv, 1e-300)), conserved(tu, tv), tsigns
+    kick = np.zeros_like(theta)
+    kick[coords] = std * rng.standard_normal(coords.size)
+    z, c, signs = _kicked_state(start.log_w[j], start.c, start.signs, *np.split(kick, 2))
     if compare is None:
         reference = flow.continue_from(net, start, j, duration, n_record, **solver)
     else:
@@ -112,6 +107,19 @@ def kick_and_follow(net: DiagonalNetwork, start: Trajectory, j: int, *, std: flo
     perturbed = flow.log_flow_from(net, z, c, signs, start.alpha, reference.t - t_kick, **solver)
     perturbed = dataclasses.replace(perturbed, t=perturbed.t + t_kick)
     return Perturbation(float(start.tau[j]), reference, perturbed, coords)
+
+
+def _kicked_state(z, c, signs, du, dv):
+    """(log w, c, signs) after adding (du, dv) to (u, v), computed from the exact w = e^z and d = u − v = c/w.
+
+    Recomputing w = u + v from the kicked (u, v) would cancel catastrophically for a learned
+    negative product (u ≈ −v, w ~ α²): update w and d instead, flipping the signs where w < 0.
+    """
+    w = np.exp(z)
+    w_new, d_new = w + signs * (du + dv), c / w + signs * (du - dv)
+    flip = np.where(w_new < 0, -1.0, 1.0)
+    w_new, d_new = w_new * flip, d_new * flip
+    return np.log(np.maximum(w_new, 1e-300)), w_new * d_new, signs * flip
 
 
 def at_saddle(net: DiagonalNetwork, beta: np.ndarray, alpha: float, off: float = 1e-60) -> Trajectory:

@@ -109,3 +109,37 @@ def decreasing(values) -> bool:
     """True when each value is smaller than the one before (a trend over the whole sequence)."""
     values = list(values)
     return all(b < a for a, b in zip(values, values[1:]))
+
+
+def conservation(traj: Trajectory) -> dict:
+    """Largest relative drift of c_i = u_i² − v_i² along ``traj`` and the largest growth of u_i² meanwhile."""
+    c = traj.u * traj.u - traj.v * traj.v
+    return {"drift": float((np.abs(c - c[0]).max(axis=0) / np.abs(c[0])).max()),
+            "growth": float((traj.u[-1] ** 2 / traj.u[0] ** 2).max())}
+
+
+def singular_value_onsets(tau: np.ndarray, values: np.ndarray, threshold: float) -> list[float | None]:
+    """Per singular value (column), the first recorded τ at which it reaches ``threshold`` (None if never)."""
+    return [float(tau[np.argmax(col >= threshold)]) if (col >= threshold).any() else None for col in values.T]
+
+
+def tier(profile: str) -> str:
+    """The claims tier of a profile's run: the live ``fast`` run, or a stored ``reference``/``paper`` one."""
+    return profile if profile in ("fast", "reference", "paper") else "fast"
+
+
+def verdict(ok: bool) -> str:
+    """The word a claims row carries, computed from a test on the measurement."""
+    return "agrees" if ok else "differs"
+
+
+def one_at_a_time(onsets: list[float | None]) -> bool:
+    """True when at least two singular values switch on and the onsets that happen are strictly increasing."""
+    times = [t for t in onsets if t is not None]
+    return len(times) >= 2 and all(b > a for a, b in zip(times, times[1:]))
+
+
+def onsets_text(onsets: dict[str, list[float | None]]) -> str:
+    """"name: τ1, τ2, never; ..." for the singular-value onsets of each product."""
+    return "; ".join(f"{name}: " + ", ".join("never" if t is None else f"{t:.3f}" for t in times)
+                     for name, times in onsets.items())

@@ -2,9 +2,7 @@
 import numpy as np
 import pytest
 
-from rankbook.theory import diagonal
-from rankbook.theory import flow
-from rankbook.theory import algorithm1 as incremental
+from rankbook.theory import algorithm1, diagonal, flow
 
 
 def _orthogonal_design(n, p, seed=0):
@@ -19,7 +17,7 @@ def test_orthogonal_linear_network_stages_by_hand():
     """With XᵀX/N = I, coordinate j switches on at T = 1/|β*_j|, largest first, and is fit exactly."""
     x = _orthogonal_design(40, TEACHER.size)
     net = diagonal.DiagonalLinearNetwork(x, x @ TEACHER)
-    result = incremental.algorithm1(net)
+    result = algorithm1.algorithm1(net)
     order = np.argsort(-np.abs(TEACHER))[:4]
     assert [s.winner for s in result.stages] == order.tolist()
     np.testing.assert_allclose([s.time for s in result.stages], 1 / np.abs(TEACHER[order]), rtol=1e-6)
@@ -37,7 +35,7 @@ def test_first_stage_time_is_one_over_max_gradient():
     x = rng.standard_normal((60, 5)) @ (np.eye(5) + 0.3 * rng.standard_normal((5, 5)))  # correlated features
     net = diagonal.DiagonalLinearNetwork(x, x @ np.array([1.0, -0.3, 0.0, 0.7, 0.2]))
     g0 = net.loss_and_g(np.zeros(5))[1]
-    first = incremental.algorithm1(net, max_stages=1).stages[0]
+    first = algorithm1.algorithm1(net, max_stages=1).stages[0]
     assert first.time == pytest.approx(1 / np.abs(g0).max(), rel=1e-12)
     assert first.winner == int(np.argmax(np.abs(g0)))
     assert first.name == f"coordinate {first.winner}"
@@ -46,14 +44,14 @@ def test_first_stage_time_is_one_over_max_gradient():
 def test_time_until_active_formula():
     b = np.array([1.0, 0.5, 1.5, 1.0])
     g = np.array([2.0, -1.0, -0.5, 0.0])
-    np.testing.assert_allclose(incremental.time_until_active(b, g, 1e-12), [0.5, 1.5, 1.0, np.inf])
+    np.testing.assert_allclose(algorithm1.time_until_active(b, g, 1e-12), [0.5, 1.5, 1.0, np.inf])
 
 
 def test_gradient_flow_stage_times_approach_algorithm1():
     """Measured activation times at finite α converge to T_k as α → 0 (the error shrinks)."""
     x = _orthogonal_design(40, TEACHER.size, seed=1)
     net = diagonal.DiagonalLinearNetwork(x, x @ TEACHER)
-    predicted = incremental.algorithm1(net).stage_times()
+    predicted = algorithm1.algorithm1(net).stage_times()
     errors = []
     for alpha in (1e-3, 1e-12):
         u0, v0 = np.random.default_rng(2).standard_normal((2, TEACHER.size)) * alpha
@@ -61,3 +59,18 @@ def test_gradient_flow_stage_times_approach_algorithm1():
         measured = flow.activation_times(traj, 1e-2)
         errors.append(max(abs(measured[i] - t) / t for i, t in predicted.items()))
     assert errors[1] < 0.5 * errors[0] and errors[1] < 0.1
+
+
+def test_b0_zero_would_start_the_first_stage_at_time_zero():
+    """Pseudo-code's b⁰ = 0: Δ_0(i) = 0 for g_i > 0; b⁰ = 1: T_1 = 1/max|g_i(0)|, what the flow does."""
+    x = _orthogonal_design(40, TEACHER.size, seed=2)
+    net = diagonal.DiagonalLinearNetwork(x, x @ TEACHER)
+    zero = algorithm1.algorithm1(net, b0=0.0, max_stages=1).stages[0]
+    one = algorithm1.algorithm1(net, b0=1.0, max_stages=1).stages[0]
+    assert zero.time == 0.0
+    assert one.time == pytest.approx(1 / np.abs(TEACHER).max(), rel=1e-6)
+    alpha = 1e-16
+    u0, v0 = np.random.default_rng(4).standard_normal((2, TEACHER.size)) * alpha
+    traj = flow.log_flow(net, u0, v0, alpha, flow.record_times(alpha, 1.0, 200))
+    first = np.nanmin(flow.activation_times(traj, 1e-2))
+    assert abs(first - one.time) < 0.15 * one.time and first > 0.3

@@ -1,0 +1,158 @@
+"""The figures of the toy chapters (01 theory, 02 toy, 03 assumptions), in the book's one style.
+
+Each function takes runs already computed by :mod:`rankbook.theory` and returns a
+finished figure; the subtitle (data, profile, settings) comes from the caller.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rankbook.figures import style
+from rankbook.theory import diagonal, flow
+
+TAU = "rescaled time t / log(1/α)"
+
+
+def plot_entries(ax, traj, coords, names, *, linestyle="-", legend=True) -> None:
+    """u_i v_i against rescaled time for ``coords`` (the diagonal entries of W_K W_Q^T or W_V W_O^T)."""
+    for n, (i, name) in enumerate(zip(coords, names)):
+        ax.plot(traj.tau, traj.beta[:, i], linestyle, color=f"C{n}", label=name if legend else None, lw=1.3)
+    ax.set_xlabel(TAU)
+
+
+def conservation(net, check, subtitle: str):
+    """u_i², v_i² change by orders of magnitude while c_i = u_i² − v_i² stays put (Lemma 4.1)."""
+    c = diagonal.conserved(check.u, check.v)
+    learned = np.argsort(-np.abs(check.beta[-1]))[:3]
+    fig, axes = style.figure(1, 2)
+    for n, i in enumerate(learned):
+        name = net.coordinate_name(i)
+        axes[0, 0].semilogy(check.tau, check.u[:, i] ** 2, color=f"C{n}", label=f"u² ({name})")
+        axes[0, 0].semilogy(check.tau, check.v[:, i] ** 2, "--", color=f"C{n}")
+        axes[0, 1].plot(check.tau, (c[:, i] - c[0, i]) / abs(c[0, i]), color=f"C{n}", label=name)
+    axes[0, 0].set(ylabel="u_i² (solid), v_i² (dashed)", title="squared weights")
+    axes[0, 1].set(ylabel="(c_i(t) − c_i(0)) / |c_i(0)|", title="c_i = u_i² − v_i²")
+    for ax in axes[0]:
+        ax.set_xlabel(TAU)
+    axes[0, 1].legend()
+    return style.finish(fig, f"Conservation law along a θ-coordinate flow, α = {check.alpha:g}", subtitle)
+
+
+def algorithm1_overlay(net, result, runs: dict, tau_max: float, subtitle: str):
+    """Loss of the flow at each α against Algorithm 1's plateaus; entries at the smallest α with T_k."""
+    fig, axes = style.figure(1, 2)
+    plateau_losses = [result.initial_loss] + [s.loss_after for s in result.stages]
+    edges = [0.0] + [s.time for s in result.stages] + [tau_max]
+    for n, (alpha, traj) in enumerate(runs.items()):
+        axes[0, 0].semilogy(traj.tau, traj.loss, color=f"C{n}", label=f"α = {alpha:g}")
+    axes[0, 0].stairs(np.maximum(plateau_losses, 1e-30), edges, color="k", ls="--", label="Algorithm 1")
+    axes[0, 0].set(ylabel="training loss", title="loss", xlabel=TAU)
+    axes[0, 0].legend()
+    smallest = min(runs)
+    order = [s.winner for s in result.stages]
+    plot_entries(axes[0, 1], runs[smallest], order, [net.coordinate_name(i) for i in order])
+    for n, s in enumerate(result.stages):
+        axes[0, 1].axvline(s.time, color=f"C{n}", ls=":", lw=1)
+    axes[0, 1].set(ylabel="u_i v_i", title=f"entries at α = {smallest:g}; dotted: T_k")
+    axes[0, 1].legend()
+    return style.finish(fig, "Algorithm 1 overlaid on gradient flow", subtitle)
+
+
+def alpha_panels(net, runs: dict, what: str, teacher_coords, subtitle: str):
+    """One panel per α: the loss (``what="loss"``, Fig. 6) or the QK / VO entries (``"qk"``/``"vo"``, 7-8)."""
+    fig, axes = style.figure(1, len(runs), sharey=True)
+    dim = net.dim
+    idx = {"qk": np.arange(dim), "vo": dim + np.arange(dim)}.get(what)
+    for ax, (alpha, traj) in zip(axes[0], runs.items()):
+        if idx is None:
+            ax.semilogy(traj.tau, traj.loss, color="C0")
+        else:
+            ax.plot(traj.tau, traj.beta[:, idx], color="0.75", lw=0.6)
+            for n, i in enumerate(i for i in teacher_coords if i in idx):
+                ax.plot(traj.tau, traj.beta[:, i], color=f"C{n}", lw=1.4, label=net.coordinate_name(i))
+        ax.set(title=f"α = {alpha:g}", xlabel=TAU)
+    label = {"loss": "training loss", "qk": "entries of W_K W_Q^T", "vo": "entries of W_V W_O^T"}[what]
+    axes[0, 0].set_ylabel(label)
+    if idx is not None:
+        axes[0, -1].legend()
+    grey = "" if idx is None else " (grey: entries the teacher does not have)"
+    return style.finish(fig, f"{label} against rescaled time, gradient flow{grey}", subtitle)
+
+
+def full_weights(full_run, sv_qk, sv_vo, subtitle: str):
+    """Singular values of W_K W_Q^T and W_V W_O^T and the loss of the full-weight head (Fig. 2d-f)."""
+    fig, axes = style.figure(1, 3)
+    axes[0, 0].plot(full_run.tau, sv_qk)
+    axes[0, 1].plot(full_run.tau, sv_vo)
+    axes[0, 2].semilogy(full_run.tau, full_run.loss)
+    titles = ["singular values, W_K W_Q^T", "singular values, W_V W_O^T", "training loss"]
+    for ax, title in zip(axes[0], titles):
+        ax.set(title=title, xlabel=TAU)
+    return style.finish(fig, f"Full weights, {full_run.method}, α = {full_run.alpha:g}", subtitle)
+
+
+def optimizers(runs: dict, teacher_vo, subtitle: str):
+    """Loss of flow / GD / SGD against τ, the teacher's VO entries under flow and GD, Adam's loss per step."""
+    fig, axes = style.figure(1, 3)
+    for n, (name, traj) in enumerate(runs.items()):
+        adam = name.startswith("Adam")
+        ax = axes[0, 2] if adam else axes[0, 0]
+        x = np.arange(len(traj.t)) if adam else traj.tau
+        ax.semilogy(x, np.where(np.isfinite(traj.loss), traj.loss, np.nan), color=f"C{n}", label=name)
+        if name.startswith("GD") or name == "gradient flow":
+            for j, i in enumerate(teacher_vo):
+                label = name if j == 0 else None
+                axes[0, 1].plot(traj.tau, traj.beta[:, i], color=f"C{n}", lw=1, label=label)
+    axes[0, 0].set(title="flow, GD, SGD", xlabel=TAU, ylabel="training loss")
+    axes[0, 1].set(title="teacher's VO entries", xlabel=TAU, ylabel="u_i v_i")
+    axes[0, 2].set(title="Adam", xlabel="Adam step", ylabel="training loss")
+    for ax in axes[0]:
+        ax.legend()
+    return style.finish(fig, "Optimizers on the diagonal head", subtitle)
+
+
+def perturbations(net, reference, experiments, coords, title: str, subtitle: str, labels=None):
+    """One panel per kick (entries: perturbed solid, unperturbed dashed), a last panel with ‖Δ(u⊙v)‖."""
+    n = len(experiments)
+    fig, axes = style.figure(1, n + 1)
+    names = [net.coordinate_name(i) for i in coords]
+    for col, exp in enumerate(experiments):
+        ax = axes[0, col]
+        plot_entries(ax, reference, coords, names, linestyle=":", legend=False)
+        plot_entries(ax, exp.perturbed, coords, names, legend=col == 0)
+        plot_entries(ax, exp.reference, coords, names, linestyle="--", legend=False)
+        ax.set_xlim(exp.tau - 0.02, exp.reference.tau[-1] + 0.01)
+        ax.set_title(labels[col] if labels else f"kick at τ = {exp.tau:.3f}")
+    axes[0, 0].set_ylabel("u_i v_i")
+    axes[0, 0].legend(fontsize=9)
+    last = axes[0, n]
+    for col, exp in enumerate(experiments):
+        t = exp.reference.t - exp.reference.t[0]
+        last.semilogy(t, np.maximum(exp.distance, 1e-16), color=f"C{col}",
+                      label=labels[col] if labels else f"τ = {exp.tau:.3f}")
+    last.set(xlabel="gradient-flow time since the kick", ylabel="‖Δ(u⊙v)‖", title="distance")
+    last.legend()
+    return style.finish(fig, title, subtitle)
+
+
+def saddle_decay(experiments, subtitle: str):
+    """‖Δ(u⊙v)‖ after a kick at each saddle θ^k of Algorithm 1, against time since the kick."""
+    fig, axes = style.figure(1, 1, width=6.0, height=3.2)
+    ax = axes[0, 0]
+    for n, (k, exp) in enumerate(experiments):
+        ax.semilogy(exp.reference.t - exp.reference.t[0], np.maximum(exp.distance, 1e-16), color=f"C{n}",
+                    label=f"θ^{k}")
+    ax.set(xlabel="gradient-flow time since the kick", ylabel="‖Δ(u⊙v)‖")
+    ax.legend()
+    return style.finish(fig, "Kicks at Algorithm 1's saddles decay on every plateau", subtitle)
+
+
+def separation(rows, runs: dict, subtitle: str):
+    """Per α, the jumps (|u_i v_i| from 1e-3 to 0.5 of final) as bars, one colour per stage."""
+    fig, axes = style.figure(1, 1, width=6.5, height=3.0)
+    ax = axes[0, 0]
+    for n, row in enumerate(rows):
+        for k, (start, end) in enumerate(sorted(flow.transition_windows(runs[row["α"]]).values())):
+            ax.plot([start, end], [n, n], color=f"C{k}", lw=6, solid_capstyle="butt")
+    ax.set(yticks=range(len(rows)), yticklabels=[f"α = {r['α']:g}" for r in rows], xlabel=TAU)
+    return style.finish(fig, "Jumps from 1e-3 to 0.5 of the final |u_i v_i|, one colour per stage", subtitle)
