@@ -8,7 +8,8 @@ rankbook, no repository around it (the kernel runs in an empty folder
 elsewhere), and pip offline (``PIP_NO_INDEX``). The chapter's setup cell
 must install rankbook (here from a wheel built from the working tree, passed
 as ``$RANKBOOK_INSTALL`` in place of the repository's address) and the
-chapter must then run top to bottom.
+chapter must then run top to bottom. The same plain install, run as
+``python -m rankbook build`` outside any clone, must refuse with a message.
 """
 from __future__ import annotations
 
@@ -152,6 +153,11 @@ def test_ipynb_twin_runs_in_a_clean_colab_like_environment(tmp_path, twin, monke
     where = subprocess.check_output([str(python), "-c", "import rankbook; print(rankbook.__file__)"],
                                     text=True, cwd=outside).strip()
     assert where.startswith(str(site_dir)), f"rankbook imported from {where}, not installed by the setup cell"
+    # issue 14.8 for real: a plain install run outside any clone refuses clearly and writes nothing
+    refused = subprocess.run([str(python), "-m", "rankbook", "build"], cwd=outside, capture_output=True,
+                             text=True, env={k: v for k, v in env.items() if k != "RANKBOOK_BUILD"})
+    assert refused.returncode == 2 and "run from a clone of the repository" in refused.stderr
+    assert not (Path(where).parent.parent / "_build").exists() and not (outside / "_build" / "site").exists()
     text = "".join(json.dumps(o) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "Traceback" not in text
     assert len([c for c in nb.cells if c.cell_type == "code" and c.outputs]) >= 3
