@@ -229,3 +229,17 @@ def test_sigterm_during_build_keeps_the_old_site_whole(book, tmp_path, monkeypat
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (old_html / "index.html").read_text() == "half new"
+
+
+def test_cli_parameters_are_passed_recorded_and_checked(book, capsys):
+    src = book / "01_good.py"
+    src.write_text(HEADER + "# %%\nprint('scale', scale, type(scale).__name__)\n")
+    assert cli.main(["run", "--no-progress", "--book", str(book.parent), "-p", "scale", "0.25", "01"]) == 0
+    out = runner.executed_path(src, "fast")
+    assert "scale 0.25 float" in _printed(out)
+    assert nbformat.read(out, as_version=4).metadata["rankbook"]["parameters"]["scale"] == 0.25
+    assert not runner.is_current(src, "fast")
+    assert cli.main(["run", "--book", str(book.parent), "-p", "profile", "paper", "01"]) == 2
+    assert "use --profile" in capsys.readouterr().err
+    assert cli.main(["run", "--book", str(book.parent), "-p", "2x", "1", "01"]) == 2
+    assert "a parameter name is a Python identifier" in capsys.readouterr().err

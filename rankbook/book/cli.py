@@ -18,6 +18,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute notebooks with papermill")
     run.add_argument("notebooks", nargs="*", help="names, numbers (e.g. 01) or paths; default: all")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="override a notebook parameter (YAML value, as papermill -p); the executed copy "
+                          "records it and `build` re-executes the notebook with the profile's own values")
     run.add_argument("--stale-only", action="store_true",
                      help="skip notebooks executed from the current code with the profile's own parameters")
     build = sub.add_parser("build", help="execute what is stale, then render the website")
@@ -34,6 +37,23 @@ def _parser() -> argparse.ArgumentParser:
                        help="print the cells' output (training progress) as it comes; default: on for "
                             "profiles other than fast")
     return parser
+
+
+def _parameters(pairs: list[list[str]]) -> dict:
+    """``-p NAME VALUE`` pairs as papermill reads them (VALUE as YAML: 3, 0.5, true, [1, 2], text)."""
+    import yaml
+
+    out = {}
+    for name, value in pairs:
+        if name == "profile":
+            raise ValueError("-p profile: use --profile (the profile chooses the executed copies' folder)")
+        if not name.isidentifier():
+            raise ValueError(f"-p {name!r}: a parameter name is a Python identifier, e.g. -p epochs 2")
+        try:
+            out[name] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[name] = value
+    return out
 
 
 def _terminate(signum, frame):
@@ -63,8 +83,13 @@ def _main(argv: list[str] | None) -> int:
         return 2
     stale_only = args.command == "build" or args.stale_only
     log_output = args.log_output if args.log_output is not None else profile != "fast"
-    outcomes = runner.run_all(sources, profile, only_stale=stale_only, progress=not args.no_progress,
-                              log_output=log_output)
+    try:
+        parameters = _parameters(getattr(args, "parameter", []))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    outcomes = runner.run_all(sources, profile, parameters=parameters, only_stale=stale_only,
+                              progress=not args.no_progress, log_output=log_output)
     print(runner.summary_table(outcomes))
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
