@@ -72,7 +72,7 @@ def test_real_offline_wikitext_if_present():
 
 @pytest.mark.parametrize("bad, match", [
     (dict(train_split="train"), "wikitext-2 has only the splits"),
-    (dict(warmup_steps=300), "below steps"),
+    (dict(warmup_steps=10**6), "below steps"),
     (dict(layers_shown=(1, 9)), "exceed depth"),
     (dict(tokenizer="words"), "valid choices"),
     (dict(context=1), "out of range"),
