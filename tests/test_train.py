@@ -188,3 +188,17 @@ def test_a_time_budget_stops_at_a_checkpoint_and_the_run_resumes(tmp_path, monke
     resumed, info = tiny.train(tmp_path / "sliced")
     assert info["resumed_at_step"] == 6
     _assert_same(whole, resumed)
+
+
+def test_a_run_stored_by_a_gpu_is_found_on_the_cpu(tmp_path):
+    """precision="auto" is bf16 on CUDA and fp32 on the CPU: a CPU reader must find the GPU's stored run."""
+    from rankbook.store import results
+
+    task = tiny.task()
+    gpu_cfg = loop.results_config(task, loop.FitOptions(precision="auto").resolved(torch.device("cuda")), 3)
+    folder = results.run_dir(task.name, gpu_cfg, tmp_path)
+    results.save(folder, gpu_cfg, {"step": np.arange(3)}, wall_s=1.0, device="cuda (test)")
+    found = loop.fit(task, root=tmp_path, options=loop.FitOptions(precision="auto"), track_per_decade=3,
+                     train_missing=False)
+    assert found is not None and found.manifest["config"]["precision"] == "bf16"
+    assert loop.fit(task, root=tmp_path, track_per_decade=3, train_missing=False) is None  # fp32 asked: not it

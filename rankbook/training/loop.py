@@ -101,11 +101,18 @@ def fit(task: Task, *, root: Path | None = None, device: str | torch.device = "c
     the result, the others None. ``on_step(step)`` is called after each checkpoint decision (tests kill there).
     """
     device = resolve_device(str(device))
+    roots = None if root is None else [Path(root)]
+    # "auto" options resolve per device (bf16 on CUDA): a run stored by either device is a result of these
+    # settings, so a CPU reader finds the GPU's run; this device's own resolution is looked up first
+    for where in dict.fromkeys([device.type, "cuda", "cpu"]):
+        found = results.find(task.name, results_config(task, options.resolved(torch.device(where)),
+                                                       track_per_decade), roots)
+        if found is not None:
+            return found
+    if not train_missing:
+        return None
     options = options.resolved(device)
     cfg = results_config(task, options, track_per_decade)
-    found = results.find(task.name, cfg, None if root is None else [Path(root)])
-    if found is not None or not train_missing:
-        return found
     _refuse_if_slow(task, device)
     folder = results.run_dir(task.name, cfg, root)
     results.check_folder(folder, cfg)
