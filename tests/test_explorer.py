@@ -25,10 +25,10 @@ def result(tmp_path):
 
 
 def test_explorer_controls_cover_the_run_and_redraw(result, monkeypatch):
-    import matplotlib.pyplot as plt
+    from rankbook.figures import style
 
     shown = []
-    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf().axes[0].get_title()))
+    monkeypatch.setattr(style, "show", lambda fig: shown.append(fig.axes[0].get_title()))
     panel = explorer.spectra_explorer(result, "fast")
     (layer, head), step, kind, _ = panel.children[0].children, *panel.children[1:]
     assert (layer.max, head.max) == (2, 3)

@@ -31,10 +31,19 @@ def glue_all(prefix: str, numbers: Mapping[str, Any]) -> None:
         glue(f"{prefix}_{key}", value, display=False)
 
 
+def lookup(run: Callable[..., Any], settings: Any, *args, **kw) -> Any:
+    """``run(settings, *args, train_missing=False, **kw)``: the stored result, or None when it is not stored
+    or when its data is not on this machine (a run's key holds its data's fingerprint)."""
+    try:
+        return run(settings, *args, train_missing=False, **kw)
+    except FileNotFoundError:  # DataNotFoundError, TextDataNotFoundError: no data, so no key to look up
+        return None
+
+
 def stored(
     run: Callable[..., Any], table: Mapping[str, Any], profile: str, seeds_of: str = "seeds", **kw
 ) -> dict[str, list]:
-    """The stored runs of the tiers other than ``profile`` (``run(settings, *, train_missing=False, ...)``).
+    """The stored runs of the tiers other than ``profile`` and ``fast``, never training (:func:`lookup`).
 
     ``run`` is called per seed of each tier's settings with ``seed=``; returns ``{tier: [results]}`` (empty
     where nothing is stored for this code and data).
@@ -44,7 +53,7 @@ def stored(
         if tier in (profile, "fast"):
             continue
         settings = table[tier]
-        found = [run(settings, seed=seed, train_missing=False, **kw) for seed in getattr(settings, seeds_of)]
+        found = [lookup(run, settings, seed=seed, **kw) for seed in getattr(settings, seeds_of)]
         out[tier] = [r for r in found if r is not None]
     return out
 
@@ -157,15 +166,16 @@ def chapter_claims(
     return rows
 
 
-def describe_runs(results: Sequence, describe: Callable[[Any, str], str], metric: str) -> str:
-    """One line per run: its title line, final ``metric``, steps, training time and device."""
+def describe_runs(by_tier: Mapping[str, Sequence], describe: Callable[[Any, str], str], metric: str) -> str:
+    """One line per run of each tier: its title line, final ``metric``, steps, training time and device."""
     lines = []
-    for r in results:
-        m = r.manifest
-        lines.append(
-            f"{describe(r, r.path.parent.name)}\n  {metric} {m[f'final_{metric}']:.3f} after "
-            f"{m['total_steps']} steps, trained in {m['wall_s']:.0f} s on {m['device']}"
-        )
+    for tier, rs in by_tier.items():
+        for r in rs:
+            m = r.manifest
+            lines.append(
+                f"{describe(r, tier)}\n  {metric} {m[f'final_{metric}']:.3f} after {m['total_steps']} "
+                f"steps, trained in {m['wall_s']:.0f} s on {m['device']}"
+            )
     return "\n".join(lines)
 
 
@@ -183,3 +193,35 @@ def transient_numbers(summary: Mapping[str, Mapping[str, float]], result) -> dic
         if 1 in steps:
             out[f"{kind}_recorded"] = f"{np.nanmean(a[f'stable_rank_delta_{kind}'][steps.index(1)]):.2f}"
     return out
+
+
+# --------------------------------------------------------------------------- chapter 06: attention ablation
+
+
+def ablation_numbers(ablation: Mapping[str, float]) -> dict[str, str]:
+    """Chapter 06's glued text from :func:`rankbook.analysis.truncation.attention_ablation` (losses)."""
+    return {
+        "trained": f"{ablation['trained']:.3f}",
+        "attention_at_init": f"{ablation['attention_at_init']:.3f}",
+        "model_at_init": f"{ablation['model_at_init']:.3f}",
+        "worth": f"{ablation['worth']:.3f}",
+        "share": f"{ablation['share']:.0%}",
+    }
+
+
+def ablation_claim(ablation: Mapping[str, float], tier: str, chapter: str) -> dict[str, str]:
+    """Claim row (beyond the paper): the trained LM relies on its attention updates."""
+    measured = (
+        f"attention reset to init: eval loss {ablation['attention_at_init']:.3f} vs "
+        f"{ablation['trained']:.3f} trained ({ablation['share']:.0%} of the drop from "
+        f"{ablation['model_at_init']:.3f})"
+    )
+    verdict = "attention matters" if ablation["share"] >= 0.1 else "attention barely matters"
+    return claims.row(
+        "A language model trained long enough to use its attention (prerequisite)",
+        "beyond the paper",
+        tier,
+        measured,
+        verdict,
+        chapter,
+    )

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rankbook.analysis import claims
 from rankbook.models.adapters import KINDS, attention_weights, fuse, set_attention_weights, unfuse
 from rankbook.store import results
 from rankbook.training import checkpoint
@@ -221,3 +222,70 @@ def attention_ablation(
         "worth": at_init - trained,
         "share": (at_init - trained) / gain if gain else float("nan"),
     }
+
+
+def task_rank_sweep(
+    task: Any, result: results.Result, metric: str, null_seeds: Sequence[int] = (0,), device: str = "cpu"
+) -> dict[str, np.ndarray]:
+    """:func:`rank_sweep` of a finished run of ``task``, evaluated with the task's own ``metric``."""
+    dev = torch.device(device)
+    model, initial = load_trained(task, result)
+    with torch.no_grad():
+        return rank_sweep(
+            model.to(dev), initial, lambda m: task.evaluate(m, dev)[metric], null_seeds=null_seeds
+        )
+
+
+# --------------------------------------------------------------------------- chapter 07: rank-r cuts and LoRA
+
+
+def sweep_numbers(sweep: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """Chapter 07's glued text of one rank sweep: metric at rank 0 and full, recovery ranks, null there."""
+    ranks = list(sweep["rank"])
+    full = int(ranks[-1])
+    found = recovery_ranks(sweep)
+    out = {
+        "rank0": f"{sweep['truncated'][0]:.3f}",
+        "full": f"{sweep['truncated'][-1]:.3f}",
+        "full_rank": str(full),
+    }
+    for frac, key in ((0.95, "r95"), (0.99, "r99")):
+        r = found[frac]
+        out[key] = str(r) if r is not None else "never"
+        out[f"{key}_share"] = f"{r / full:.0%}" if r is not None else "—"
+        out[f"null{key[1:]}"] = f"{sweep['null'][ranks.index(r)]:.3f}" if r is not None else "—"
+    return out
+
+
+def lora_numbers(rows: Sequence[Mapping]) -> dict[str, str]:
+    """One sentence per adapter rank: the adapter's loss against the full run cut to that rank."""
+    parts = []
+    for row in rows:
+        better = "better" if row["LoRA from init"] < row["full training cut to r"] else "worse"
+        parts.append(
+            f"rank {row['rank r']}: LoRA from init {row['LoRA from init']:.3f} vs the full run cut to "
+            f"rank {row['rank r']} {row['full training cut to r']:.3f} ({better})"
+        )
+    full = f"; full training {rows[0]['full training']:.3f} nats/token." if rows else ""
+    return {"summary": "; ".join(parts) + full}
+
+
+def lora_claims(
+    sweeps: Mapping[str, Mapping[str, np.ndarray]], lora_rows: Sequence[Mapping], tier: str, chapter: str
+) -> list[dict[str, str]]:
+    """Claim rows (beyond the paper): how low a rank recovers the trained attention updates."""
+    out = []
+    for name, sweep in sweeps.items():
+        n = sweep_numbers(sweep)
+        low = n["r95"] != "never" and int(n["r95"]) <= int(n["full_rank"]) // 4
+        out.append(
+            claims.row(
+                f"{name}: a low-rank cut of the attention updates keeps the trained model",
+                "Sec. 1.1 (open question)",
+                tier,
+                f"95% of the gain at rank {n['r95']} of {n['full_rank']} (random: {n['null95']})",
+                "low rank suffices" if low else "needs a high rank",
+                chapter,
+            )
+        )
+    return out

@@ -39,7 +39,6 @@ def _spectrum_axes(ax, result: Result, kind: str, layer: int, head: int, step_in
 def spectra_explorer(result: Result, profile: str):
     """An ipywidgets panel over ``result``'s tracked spectra (needs a running kernel)."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     a = result.arrays
     layers, heads = a["delta_qk"].shape[1:3]
@@ -57,7 +56,7 @@ def spectra_explorer(result: Result, profile: str):
             _spectrum_axes(axes[0, 0], result, KINDS[kind.value], layer.value - 1, head.value - 1,
                            steps.index(step.value))
             style.finish(fig, "Normalized spectra: initialization vs Δ", describe(result, profile))
-            plt.show()
+            style.show(fig)
 
     for control in (layer, head, step, kind):
         control.observe(redraw, names="value")
@@ -67,7 +66,6 @@ def spectra_explorer(result: Result, profile: str):
 
 def spectra_animation(result: Result, profile: str, layer: int, head: int, kind: str = "qk"):
     """The explorer's plot for every tracked step of one head, as an HTML/JS animation for the site."""
-    import matplotlib.pyplot as plt
     from IPython.display import HTML
     from matplotlib.animation import FuncAnimation
 
@@ -85,5 +83,4 @@ def spectra_animation(result: Result, profile: str, layer: int, head: int, kind:
 
     anim = FuncAnimation(fig, draw, frames=frames, interval=500, blit=False)
     html = anim.to_jshtml(default_mode="once")
-    plt.close(fig)
     return HTML(html)

@@ -41,39 +41,37 @@ def through_training(
 
     Gray: the warmup, where Adam's first sign-like steps set the curve (the transient). A ring marks the
     post-transient minimum the trend is measured from; each panel's title gives the layer's verdicts.
-    ``metric`` (e.g. ``"eval_loss"``) adds a last panel with that curve; ``label`` prefixes the title.
+    ``metric`` (e.g. ``"eval_loss"``) adds a panel with that curve; the legend has a panel of its own.
+    The products at initialization and the random null (stable ranks of 5-9) would flatten the curves:
+    :func:`stable_rank_table` gives them. ``label`` prefixes the title.
     """
     rs = trend.as_list(results)
     first = rs[0]
     layers = list(range(first.config["depth"])) if layers is None else list(layers)
     verdicts = {kind: trend.run_trends(rs, kind) for kind in KINDS}
     warm = trend.warmup_steps(first)
-    null = null_rank(first)["stable_rank_mean"]
-    panels = len(layers) + (metric is not None)
-    fig, axes = style.figure(int(np.ceil(panels / 3)), min(3, panels))
+    panels = len(layers) + (metric is not None) + 1  # + the legend's panel
+    fig, axes = style.figure(int(np.ceil(panels / 3)), min(3, panels), height=2.6)
     flat = list(axes.flat)
     for ax, layer in zip(flat, layers):
         for kind in KINDS:
             steps, mean, std = band(rs, kind, layer)
             t = verdicts[kind][layer]
-            ax.plot(steps, mean, color=KIND_COLOR[kind], label=f"Δ{KIND_LABEL[kind]}")
+            ax.plot(steps, mean, color=KIND_COLOR[kind], label=f"Δ{KIND_LABEL[kind]}, mean ± std")
             ax.fill_between(steps, mean - std, mean + std, color=KIND_COLOR[kind], alpha=0.2)
-            ax.plot([t.min_step], [t.min_value], "o", mfc="none", color=KIND_COLOR[kind], ms=8)
-            ax.axhline(
-                np.mean(first.arrays[f"stable_rank_init_{kind}"][layer]),
+            ax.plot(
+                [t.min_step],
+                [t.min_value],
+                "o",
+                mfc="none",
                 color=KIND_COLOR[kind],
-                ls=":",
-                lw=1,
-                label=f"{KIND_LABEL[kind]} at init",
+                ms=8,
+                label=f"post-transient minimum ({kind})",
             )
         ax.axvspan(1, max(warm, 1), color="0.85", alpha=0.5, lw=0, label="warmup (transient)")
-        ax.axhline(null, color="gray", ls="--", lw=1, label="random, rank 2·d_head")
         ax.set_xscale("log")
-        ax.set(
-            title=f"layer {layer + 1}: " + ", ".join(f"{k} {verdicts[k][layer].verdict}" for k in KINDS),
-            xlabel="step",
-            ylabel="stable rank",
-        )
+        verdict = ", ".join(f"{k} {verdicts[k][layer].verdict}" for k in KINDS)
+        ax.set(title=f"layer {layer + 1}: {verdict}", xlabel="step", ylabel="stable rank")
     if metric is not None:
         ax = flat[len(layers)]
         keep = first.arrays["step"] > 0
@@ -81,9 +79,9 @@ def through_training(
             ax.plot(r.arrays["step"][keep], r.arrays[metric][keep], color="black", lw=1)
         ax.set_xscale("log")
         ax.set(title=metric.replace("_", " "), xlabel="step", ylabel=metric.replace("_", " "))
-    for ax in flat[panels:]:
+    for ax in flat[panels - 1 :]:
         ax.axis("off")
-    flat[0].legend(loc="upper right", fontsize=9)
+    flat[panels - 1].legend(*flat[0].get_legend_handles_labels(), loc="center", frameon=False)
     seeds = f", {len(rs)} seeds" if len(rs) > 1 else ""
     title = f"{label}Stable rank of Δ through training (mean ± std over heads{seeds})"
     return style.finish(fig, title, describe(first, profile))
@@ -197,8 +195,10 @@ def curve_table(results: Result | Sequence[Result], kind: str, count: int = 7) -
     """Stable rank of Δ (mean over heads and seeds) per layer at ``count`` log-spaced tracked steps."""
     steps, sr = trend.pooled(results, kind)
     idx = pick_steps(steps, count)
-    rows = [{"layer": layer + 1, **{f"step {int(steps[i])}": float(np.nanmean(sr[i, layer])) for i in idx}}
-            for layer in range(sr.shape[1])]
+    rows = [
+        {"layer": layer + 1, **{f"step {int(steps[i])}": float(np.nanmean(sr[i, layer])) for i in idx}}
+        for layer in range(sr.shape[1])
+    ]
     return Table(rows, digits=3, title=f"Stable rank of Δ{kind} at a few steps (mean over heads)")
 
 
