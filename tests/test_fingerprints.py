@@ -1,5 +1,6 @@
 """Data fingerprints: content hashes of the sources the loaders use, cached by size and mtime."""
 import hashlib
+import json
 import os
 import tarfile
 
@@ -119,3 +120,13 @@ def test_an_unpacked_copy_keeps_the_archive_fingerprint_until_it_is_touched(dirs
     f.write_bytes(b"edited")
     os.utime(f, ns=(0, f.stat().st_mtime_ns + 10**9))
     assert images.fingerprint("cifar10") not in (fp, "")  # now the tree's own content hash
+
+
+def test_a_marker_without_signature_gets_one_when_the_archive_is_used(dirs, tmp_path):
+    data_dir, cache = dirs
+    _archive(data_dir, tmp_path)
+    fp = images.locate("cifar10", download=False).fingerprint
+    marker = cache / "cifar10-jpeg" / images.sources.MARKER
+    marker.write_text(json.dumps({"fingerprint": fp}))  # as written by the first version of markers
+    images.locate("cifar10", download=False)
+    assert json.loads(marker.read_text())["signature"].startswith("tree ")

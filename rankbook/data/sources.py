@@ -182,6 +182,7 @@ def unpack_archive(archive: Path, target: Path, fp: str | None = None) -> Path:
     archive, target = Path(archive), Path(target)
     fp = fp or fingerprints.fingerprint(archive)
     if is_imagefolder(target) and _marker_fingerprint(target) == fp:
+        _add_signature(target)
         return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -203,6 +204,17 @@ def unpack_archive(archive: Path, target: Path, fp: str | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _add_signature(target: Path) -> None:
+    """Give a marker written before markers held the tree's signature one (once; best effort)."""
+    marker = read_marker(target)
+    if "signature" in marker:
+        return
+    try:
+        atomic.write_json(target / MARKER, {**marker, "signature": fingerprints.signature(target)})
+    except OSError:
+        pass  # read-only cache: the fingerprint then falls back to hashing the tree's content
 
 
 def _extract(archive: Path, tmp: Path, top: str) -> Path:
