@@ -17,6 +17,7 @@ t_eval = 10,000 test images / measured evaluation throughput. --quick
 
     .venv/bin/python benchmarks/tracking_overhead.py [--quick|--full] [--out PATH]
 """
+
 from __future__ import annotations
 
 import os
@@ -53,15 +54,26 @@ def main(argv: list[str] | None = None) -> dict:
     batch, steps, eval_images, repeats = (16, 2, 64, 1) if quick else (PAPER_BATCH, 20, PAPER_TEST, 3)
     repeats = args.repeats or repeats
     precision = "bf16" if device.type == "cuda" else "fp32"
-    settings = profiles.select(PROFILES, "paper", augment="crop_flip", epochs=1, warmup_epochs=0, batch_size=batch,
-                               track_per_decade=PER_DECADE, eval_batch_size=min(eval_images, 500))
-    task = vit.ViTTask(settings, "cifar10", 1.0, 0, data=(_synthetic(max(4 * batch, 256), 0),
-                                                          _synthetic(eval_images, 1)))
+    settings = profiles.select(
+        PROFILES,
+        "paper",
+        augment="crop_flip",
+        epochs=1,
+        warmup_epochs=0,
+        batch_size=batch,
+        track_per_decade=PER_DECADE,
+        eval_batch_size=min(eval_images, 500),
+    )
+    task = vit.ViTTask(
+        settings, "cifar10", 1.0, 0, data=(_synthetic(max(4 * batch, 256), 0), _synthetic(eval_images, 1))
+    )
     options = FitOptions(precision=precision).resolved(device)
     model = task.build_model().to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, **({"fused": True} if options.fused_adam else {}))
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=1e-4, **({"fused": True} if options.fused_adam else {})
+    )
     initial = {k: v.clone() for k, v in model.attention_weights().items()}
-    step_counter = iter(range(10 ** 9))
+    step_counter = iter(range(10**9))
 
     def train_steps():
         for _ in range(steps):
@@ -96,25 +108,47 @@ def main(argv: list[str] | None = None) -> dict:
     spe = schedule.steps_per_epoch(PAPER_TRAIN, PAPER_BATCH)
     points = len(schedule.tracking_steps(spe * PAPER_EPOCHS, PER_DECADE))
     run_s = PAPER_EPOCHS * t_epoch
-    report = {"mode": "quick" if quick else "full", "device": benchmarking.device_description(device),
-              "device_type": device.type, "torch": torch.__version__, "platform": platform.platform(),
-              "precision": precision, "measured_batch": batch, "repeats": repeats,
-              "schedule": {"train_images": PAPER_TRAIN, "test_images": PAPER_TEST, "batch": PAPER_BATCH,
-                           "epochs": PAPER_EPOCHS, "steps_per_epoch": spe, "tracking_points": points,
-                           "per_decade": PER_DECADE},
-              "train_images_per_s": images_per_s, "epoch_s": t_epoch,
-              "spectra_s_per_point": t_point_spectra, "eval_s_per_point": t_point_eval,
-              "spectra_vs_epoch": t_point_spectra / t_epoch,
-              "spectra_overhead": points * t_point_spectra / run_s,
-              "spectra_and_eval_overhead": points * (t_point_spectra + t_point_eval) / run_s,
-              "target_overhead": 0.02}
-    print(f"tracker cost at the paper's schedule on {report['device']} ({report['mode']}, {precision}): "
-          f"{points} tracking points over {PAPER_EPOCHS} epochs of {spe} steps")
+    report = {
+        "mode": "quick" if quick else "full",
+        "device": benchmarking.device_description(device),
+        "device_type": device.type,
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "precision": precision,
+        "measured_batch": batch,
+        "repeats": repeats,
+        "schedule": {
+            "train_images": PAPER_TRAIN,
+            "test_images": PAPER_TEST,
+            "batch": PAPER_BATCH,
+            "epochs": PAPER_EPOCHS,
+            "steps_per_epoch": spe,
+            "tracking_points": points,
+            "per_decade": PER_DECADE,
+        },
+        "train_images_per_s": images_per_s,
+        "epoch_s": t_epoch,
+        "spectra_s_per_point": t_point_spectra,
+        "eval_s_per_point": t_point_eval,
+        "spectra_vs_epoch": t_point_spectra / t_epoch,
+        "spectra_overhead": points * t_point_spectra / run_s,
+        "spectra_and_eval_overhead": points * (t_point_spectra + t_point_eval) / run_s,
+        "target_overhead": 0.02,
+    }
+    print(
+        f"tracker cost at the paper's schedule on {report['device']} ({report['mode']}, {precision}): "
+        f"{points} tracking points over {PAPER_EPOCHS} epochs of {spe} steps"
+    )
     print(f"one epoch of training      {t_epoch:10.2f} s   ({images_per_s:.1f} images/s at batch {batch})")
-    print(f"spectra per tracking point {t_point_spectra:10.3f} s   = {100 * report['spectra_vs_epoch']:.2f}% of an epoch")
+    print(
+        f"spectra per tracking point {t_point_spectra:10.3f} s   = "
+        f"{100 * report['spectra_vs_epoch']:.2f}% of an epoch"
+    )
     print(f"test evaluation per point  {t_point_eval:10.3f} s")
-    print(f"whole-run overhead: spectra {100 * report['spectra_overhead']:.3f}% (target < 2%), "
-          f"spectra + evaluation {100 * report['spectra_and_eval_overhead']:.3f}%")
+    print(
+        f"whole-run overhead: spectra {100 * report['spectra_overhead']:.3f}% (target < 2%), "
+        f"spectra + evaluation {100 * report['spectra_and_eval_overhead']:.3f}%"
+    )
     print(f"written to {atomic.write_json(args.out, report)}")
     return report
 

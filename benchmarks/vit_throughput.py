@@ -18,6 +18,7 @@ the whole training split.
 
     .venv/bin/python benchmarks/vit_throughput.py [--quick|--full] [--compile] [--out PATH]
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,14 @@ def plain_loader(batch: int, workers: int, mean: torch.Tensor, std: torch.Tensor
     import torchvision
     from torchvision import transforms as T
 
-    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize(mean.tolist(), std.tolist())])
+    tf = T.Compose(
+        [
+            T.RandomCrop(32, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(mean.tolist(), std.tolist()),
+        ]
+    )
     try:
         source = data.locate("cifar10", download=False)
         if source.kind == "imagefolder":
@@ -59,26 +66,39 @@ def plain_loader(batch: int, workers: int, mean: torch.Tensor, std: torch.Tensor
         what = "torchvision FakeData (CIFAR-10 not found)"
     if subset:
         dataset = torch.utils.data.Subset(dataset, torch.randperm(len(dataset))[:subset].tolist())
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True,
-                                         num_workers=workers, pin_memory=torch.cuda.is_available(),
-                                         persistent_workers=workers > 0)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=workers > 0,
+    )
     return loader, what
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = benchmarking.parser("vit_throughput", __doc__)
     p.add_argument("--compile", action="store_true", help="torch.compile the fast path's model")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                   help="fast path arithmetic (auto: bf16 on CUDA, fp32 on CPU)")
-    p.add_argument("--workers", type=int, default=None, help="plain path DataLoader workers (default 0 quick, 8 full)")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
+        help="fast path arithmetic (auto: bf16 on CUDA, fp32 on CPU)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="plain path DataLoader workers (default 0 quick, 8 full)"
+    )
     p.add_argument("--chunks", type=int, default=None, help="alternating timed chunks per path")
     p.add_argument("--steps", type=int, default=None, help="steps per chunk")
     args = p.parse_args(argv)
     device, quick = benchmarking.resolve(args)
     precision = args.precision if args.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
     # the fast profile's narrow ViT (quick) or the paper's ViT at batch 512 (full), crop+flip on the device
-    settings = profiles.select(PROFILES, "fast" if quick else "paper", augment="crop_flip", epochs=1,
-                               warmup_epochs=0, lr=1e-4)
+    settings = profiles.select(
+        PROFILES, "fast" if quick else "paper", augment="crop_flip", epochs=1, warmup_epochs=0, lr=1e-4
+    )
     subset, steps, chunks, workers = (5000, 3, 3, 0) if quick else (None, 30, 3, 8)
     batch = settings.batch_size
     steps, chunks = args.steps or steps, args.chunks or chunks
@@ -89,16 +109,21 @@ def main(argv: list[str] | None = None) -> dict:
     except data.DataNotFoundError:  # throughput does not depend on pixel values
         g = torch.Generator().manual_seed(0)
         n = subset or 50_000
-        train_data = data.ImageData(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
-                                    torch.arange(n) % 10, [str(i) for i in range(10)],
-                                    "synthetic (CIFAR-10 not found)")
+        train_data = data.ImageData(
+            torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
+            torch.arange(n) % 10,
+            [str(i) for i in range(10)],
+            "synthetic (CIFAR-10 not found)",
+        )
     task = vit.ViTTask(settings, "cifar10", 1.0, 0, data=(train_data, train_data))
     model_cfg = task.model_config()
     options = FitOptions(precision=precision, compile=args.compile).resolved(device)
 
     # fast path: the step of rankbook.training.loop
     fast_model = task.build_model().to(device)
-    fast_opt = torch.optim.Adam(fast_model.parameters(), lr=1e-4, **({"fused": True} if options.fused_adam else {}))
+    fast_opt = torch.optim.Adam(
+        fast_model.parameters(), lr=1e-4, **({"fused": True} if options.fused_adam else {})
+    )
     forward = torch.compile(fast_model) if args.compile else fast_model
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     fast_steps = itertools.count()
@@ -141,36 +166,64 @@ def main(argv: list[str] | None = None) -> dict:
     flops_per_image = benchmarking.vit_train_flops_per_image(model_cfg)
     peak, peak_source = benchmarking.peak_flops(device, precision)
     peak_fp32, _ = benchmarking.peak_flops(device, "fp32")
-    measured = benchmarking.measured_matmul_peak(device) if device.type == "cuda" and precision == "bf16" else None
+    measured = (
+        benchmarking.measured_matmul_peak(device) if device.type == "cuda" and precision == "bf16" else None
+    )
     rows = {}
-    for name, times, prec, peak_used in (("fast", t_fast, precision, peak), ("plain", t_plain, "fp32", peak_fp32)):
+    for name, times, prec, peak_used in (
+        ("fast", t_fast, precision, peak),
+        ("plain", t_plain, "fp32", peak_fp32),
+    ):
         ips = batch * steps / min(times)
-        rows[name] = {"images_per_s": ips, "step_s": min(times) / steps, "precision": prec,
-                      "achieved_tflops": ips * flops_per_image / 1e12,
-                      "mfu": ips * flops_per_image / peak_used if peak_used else None,
-                      "mfu_measured_peak": ips * flops_per_image / measured if measured and prec == "bf16" else None}
+        rows[name] = {
+            "images_per_s": ips,
+            "step_s": min(times) / steps,
+            "precision": prec,
+            "achieved_tflops": ips * flops_per_image / 1e12,
+            "mfu": ips * flops_per_image / peak_used if peak_used else None,
+            "mfu_measured_peak": ips * flops_per_image / measured if measured and prec == "bf16" else None,
+        }
     params = sum(p.numel() for p in fast_model.parameters())
-    report = {"mode": "quick" if quick else "full", "device": benchmarking.device_description(device),
-              "device_type": device.type, "torch": torch.__version__, "platform": platform.platform(),
-              "model": vars(model_cfg) if hasattr(model_cfg, "__dict__") else str(model_cfg), "parameters": params,
-              "batch": batch, "steps_per_chunk": steps, "chunks": chunks, "compile": args.compile,
-              "fused_adam": options.fused_adam, "plain_workers": workers, "plain_source": plain_source,
-              "fast_source": train_data.description,
-              "flops_per_image": flops_per_image, "flop_formula": benchmarking.FLOP_FORMULA,
-              "peak_flops": peak, "peak_flops_fp32": peak_fp32, "peak_source": peak_source,
-              "measured_bf16_matmul_flops": measured,
-              "fast": rows["fast"], "plain": rows["plain"],
-              "speedup": rows["fast"]["images_per_s"] / rows["plain"]["images_per_s"]}
-    print(f"ViT training throughput on {report['device']} ({report['mode']}): {params / 1e6:.2f} M parameters, "
-          f"batch {batch}, {flops_per_image / 1e9:.3f} GFLOP per image (training)")
+    report = {
+        "mode": "quick" if quick else "full",
+        "device": benchmarking.device_description(device),
+        "device_type": device.type,
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "model": vars(model_cfg) if hasattr(model_cfg, "__dict__") else str(model_cfg),
+        "parameters": params,
+        "batch": batch,
+        "steps_per_chunk": steps,
+        "chunks": chunks,
+        "compile": args.compile,
+        "fused_adam": options.fused_adam,
+        "plain_workers": workers,
+        "plain_source": plain_source,
+        "fast_source": train_data.description,
+        "flops_per_image": flops_per_image,
+        "flop_formula": benchmarking.FLOP_FORMULA,
+        "peak_flops": peak,
+        "peak_flops_fp32": peak_fp32,
+        "peak_source": peak_source,
+        "measured_bf16_matmul_flops": measured,
+        "fast": rows["fast"],
+        "plain": rows["plain"],
+        "speedup": rows["fast"]["images_per_s"] / rows["plain"]["images_per_s"],
+    }
+    print(
+        f"ViT training throughput on {report['device']} ({report['mode']}): {params / 1e6:.2f} M parameters, "
+        f"batch {batch}, {flops_per_image / 1e9:.3f} GFLOP per image (training)"
+    )
     print(f"{'path':<8}{'precision':>10}{'images/s':>12}{'TFLOP/s':>10}{'MFU':>9}")
     for name, r in rows.items():
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
         print(f"{name:<8}{r['precision']:>10}{r['images_per_s']:>12.1f}{r['achieved_tflops']:>10.3f}{mfu:>9}")
     print(f"fast / plain: {report['speedup']:.2f}x   peak: {peak_source}")
     if measured:
-        print(f"measured bf16 matmul peak (8192³): {measured / 1e12:.0f} TFLOP/s; fast path MFU against it: "
-              f"{100 * rows['fast']['mfu_measured_peak']:.1f}%")
+        print(
+            f"measured bf16 matmul peak (8192³): {measured / 1e12:.0f} TFLOP/s; fast path MFU against it: "
+            f"{100 * rows['fast']['mfu_measured_peak']:.1f}%"
+        )
     print(f"written to {atomic.write_json(args.out, report)}")
     return report
 

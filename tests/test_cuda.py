@@ -1,13 +1,14 @@
-"""The CUDA paths (bf16 autocast, fused Adam, torch.compile, checkpoint resume on the GPU); skipped without CUDA.
+"""The CUDA paths (bf16 autocast, fused Adam, torch.compile, resume on the GPU); skipped without CUDA.
 
 Run on a GPU machine: ``python -m pytest -q tests/test_cuda.py``. On the CPU the resume fix they guard is
 tested by tests/test_train.py (checkpoints are always read onto the CPU).
 """
+
 import numpy as np
 import pytest
+import tiny  # tests/ is on sys.path under pytest
 import torch
 
-import tiny  # tests/ is on sys.path under pytest
 from rankbook.models.vit import ViT, ViTConfig
 from rankbook.training.options import FitOptions
 
@@ -41,16 +42,23 @@ def test_resume_on_the_gpu_finishes_and_matches(tmp_path):
         tiny.train(tmp_path / "cut", options=FitOptions(precision="bf16"), device="cuda", on_step=crash)
     resumed, manifest = tiny.train(tmp_path / "cut", options=FitOptions(precision="bf16"), device="cuda")
     assert manifest["resumed_at_step"] == 6
-    _close(whole, resumed, rtol=1e-4)  # GPU kernels need not be bit-reproducible; the run must be the same run
+    _close(
+        whole, resumed, rtol=1e-4
+    )  # GPU kernels need not be bit-reproducible; the run must be the same run
 
 
 def test_compile_matches_eager(tmp_path):
-    eager, _ = tiny.train(tmp_path / "eager", options=FitOptions(precision="fp32", compile=False), device="cuda")
-    compiled, manifest = tiny.train(tmp_path / "compiled", options=FitOptions(precision="fp32", compile=True),
-                                    device="cuda")
+    eager, _ = tiny.train(
+        tmp_path / "eager", options=FitOptions(precision="fp32", compile=False), device="cuda"
+    )
+    compiled, manifest = tiny.train(
+        tmp_path / "compiled", options=FitOptions(precision="fp32", compile=True), device="cuda"
+    )
     assert manifest["config"]["compile"] is True
     np.testing.assert_allclose(compiled["train_loss"][1:], eager["train_loss"][1:], rtol=1e-3)
-    np.testing.assert_allclose(compiled["stable_rank_delta_vo"][1:], eager["stable_rank_delta_vo"][1:], rtol=0.05)
+    np.testing.assert_allclose(
+        compiled["stable_rank_delta_vo"][1:], eager["stable_rank_delta_vo"][1:], rtol=0.05
+    )
 
 
 def test_paper_model_compiles_without_graph_breaks():

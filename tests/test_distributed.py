@@ -7,16 +7,17 @@ gradient entries. Tracked losses agree to 1e-5 relative (measured 6e-8) and
 spectra to 1e-4 in norm (measured 5e-7). Resume under DDP is bit-identical to the
 uninterrupted DDP run.
 """
+
 import socket
 
 import numpy as np
 import pytest
+import tiny  # tests/ is on sys.path under pytest
 import torch
 import torch.multiprocessing as mp
 
 from rankbook.training import distributed
 from rankbook.training.ranks import Ranks
-import tiny  # tests/ is on sys.path under pytest
 
 
 def _free_port() -> int:

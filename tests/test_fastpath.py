@@ -10,13 +10,14 @@ flips moves by a full lr, and the tiny run's Q/K deltas are small), and
 stable ranks to 0.5 (of at most 8; measured 0.22). The fp32 path without
 per-step host syncs is bit-identical to the plain loop.
 """
+
 import math
 
 import numpy as np
 import pytest
+import tiny  # tests/ is on sys.path under pytest
 import torch
 
-import tiny  # tests/ is on sys.path under pytest
 from rankbook.training import loop
 from rankbook.training.options import FitOptions
 
@@ -61,8 +62,10 @@ def test_deferred_check_still_names_the_first_bad_step(tmp_path):
     orig = loop.lr_at
     with pytest.MonkeyPatch.context() as mp:  # NaN weights after update 6: loss NaN from step 7 on
         mp.setattr(loop, "lr_at", lambda s, *a: math.nan if s == 6 else orig(s, *a))
-        # without host syncs the check runs at the next tracking point or checkpoint (step 9) and still names step 7
-        with pytest.raises(loop.TrainingDiverged, match=r"the loss became nan at step 7 \(epoch 1\) of 12.*step 6\)"):
+        # without host syncs the check runs at the next tracking point or checkpoint (step 9), naming step 7
+        with pytest.raises(
+            loop.TrainingDiverged, match=r"the loss became nan at step 7 \(epoch 1\) of 12.*step 6\)"
+        ):
             _train(tmp_path, FAST)
     assert torch.load(tiny.checkpoint_in(tmp_path), weights_only=True)["step"] == 6
 
@@ -70,6 +73,8 @@ def test_deferred_check_still_names_the_first_bad_step(tmp_path):
 def test_auto_options_are_keyed_as_what_they_resolve_to():
     auto = FitOptions(precision="auto")
     assert auto.resolved(torch.device("cpu")).results_fields() == {}  # CPU: the plain fp32 loop, same keys
-    assert auto.resolved(torch.device("cuda")).results_fields() == {"precision": "bf16"}  # fused Adam: not keyed
+    assert auto.resolved(torch.device("cuda")).results_fields() == {
+        "precision": "bf16"
+    }  # fused Adam: not keyed
     with pytest.raises(ValueError, match="precision"):
         FitOptions(precision="fp16").resolved(torch.device("cpu"))

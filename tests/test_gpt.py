@@ -1,4 +1,5 @@
 """The LM's explicit per-head weights are the matrices the paper studies, and attention is causal."""
+
 import math
 
 import pytest
@@ -18,7 +19,9 @@ def model():
 
 def _attention_input_and_output(model, tokens, layer):
     seen = {}
-    handle = model.blocks[layer].attn.register_forward_hook(lambda mod, args, out: seen.update(x=args[0], out=out))
+    handle = model.blocks[layer].attn.register_forward_hook(
+        lambda mod, args, out: seen.update(x=args[0], out=out)
+    )
     model(tokens)
     handle.remove()
     return seen["x"], seen["out"]
@@ -62,12 +65,18 @@ def test_shapes_loss_and_tying():
     torch.manual_seed(0)
     model = GPT(SMALL)
     assert model(torch.randint(0, 11, (4, 9))).shape == (4, 9, 11)
-    assert {k: tuple(v.shape) for k, v in model.attention_weights().items()} == {k: (2, 3, 12, 5) for k in "qkvo"}
+    assert {k: tuple(v.shape) for k, v in model.attention_weights().items()} == {
+        k: (2, 3, 12, 5) for k in "qkvo"
+    }
     # at init the logits are tiny, so the loss is close to ln(vocab)
     assert abs(float(model.loss(torch.randint(0, 11, (8, 10))).detach()) - math.log(11)) < 0.1
     assert sum(p.numel() for p in model.parameters()) == parameter_count(SMALL)
     untied = GPTConfig(**{**SMALL.__dict__, "tied": False})
-    assert sum(p.numel() for p in GPT(untied).parameters()) == parameter_count(untied) == parameter_count(SMALL) + 11 * 12
+    assert (
+        sum(p.numel() for p in GPT(untied).parameters())
+        == parameter_count(untied)
+        == parameter_count(SMALL) + 11 * 12
+    )
     with pytest.raises(ValueError, match="exceed the context"):
         model(torch.zeros(1, 10, dtype=torch.long))
 
@@ -77,8 +86,14 @@ def test_gpt2_small_default_counts():
     assert parameter_count(GPTConfig()) == 124_439_808 - 12 * 3 * 768
 
 
-@pytest.mark.parametrize("bad, match", [(dict(heads=0), "positive integer"), (dict(context=1.5), "positive integer"),
-                                        (dict(tied="yes"), "tied")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(heads=0), "positive integer"),
+        (dict(context=1.5), "positive integer"),
+        (dict(tied="yes"), "tied"),
+    ],
+)
 def test_config_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         GPTConfig(**{**SMALL.__dict__, **bad})

@@ -46,17 +46,20 @@ def test_lists_from_papermill_become_tuples():
     assert profiles.select(TABLE, "fast", alphas=[0.5, 0.25]).alphas == (0.5, 0.25)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"epochs": -1}, r"epochs=-1 is out of range: it must be >= 1"),
-    ({"epochs": 2.5}, r"epochs must be int, got 2.5"),
-    ({"epochs": True}, r"epochs must be int"),
-    ({"alpha": 1.0}, r"alpha=1.0 is out of range: it must be < 1"),
-    ({"alpha": 0}, r"alpha=0 is out of range: it must be > 0"),
-    ({"alpha": "small"}, r"alpha must be float"),
-    ({"alphas": (0.1, 2.0)}, r"alphas=2.0 is out of range"),
-    ({"dataset": "mnist"}, r"dataset='mnist' is not one of the valid choices: 'cifar10', 'cifar100'"),
-    ({"epoch": 3}, r"unknown setting\(s\) epoch for Demo; valid settings: epochs, alpha"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"epochs": -1}, r"epochs=-1 is out of range: it must be >= 1"),
+        ({"epochs": 2.5}, r"epochs must be int, got 2.5"),
+        ({"epochs": True}, r"epochs must be int"),
+        ({"alpha": 1.0}, r"alpha=1.0 is out of range: it must be < 1"),
+        ({"alpha": 0}, r"alpha=0 is out of range: it must be > 0"),
+        ({"alpha": "small"}, r"alpha must be float"),
+        ({"alphas": (0.1, 2.0)}, r"alphas=2.0 is out of range"),
+        ({"dataset": "mnist"}, r"dataset='mnist' is not one of the valid choices: 'cifar10', 'cifar100'"),
+        ({"epoch": 3}, r"unknown setting\(s\) epoch for Demo; valid settings: epochs, alpha"),
+    ],
+)
 def test_bad_parameters_get_clear_errors(overrides, message):
     with pytest.raises(profiles.ProfileError, match=message):
         profiles.select(TABLE, "fast", **overrides)
@@ -72,7 +75,9 @@ def test_table_must_cover_every_profile():
         profiles.select({"fast": Demo()}, "fast")
 
 
-@pytest.mark.parametrize("text, expected", [("[0.5, 0.25]", (0.5, 0.25)), ("(0.5,)", (0.5,)), ("0.5", (0.5,))])
+@pytest.mark.parametrize(
+    "text, expected", [("[0.5, 0.25]", (0.5, 0.25)), ("(0.5,)", (0.5,)), ("0.5", (0.5,))]
+)
 def test_tuples_arrive_as_text_or_lists(text, expected):
     """papermill -r passes a list as its text, -p as a YAML list: both become the tuple."""
     assert profiles.select(TABLE, "fast", alphas=text).alphas == expected

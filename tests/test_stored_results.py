@@ -6,6 +6,7 @@ A change that alters results (settings, training, tracking, the data) changes th
 ``python -m rankbook.training --profile P vit`` (on a GPU for ``paper``) and commit the new folders,
 deleting the old ones.
 """
+
 import json
 from pathlib import Path
 
@@ -21,8 +22,20 @@ from rankbook.training.__main__ import vit_runs
 from rankbook.training.options import FitOptions
 
 STORED = sorted(p.parent for p in (paths.REPO_ROOT / "results").glob("*/manifest.json"))
-NEEDED = ("step", "epoch", "test_acc", "train_loss", "delta_qk", "delta_vo", "stable_rank_delta_qk",
-          "stable_rank_delta_vo", "init_qk", "init_vo", "top_left_qk", "top_right_qk")
+NEEDED = (
+    "step",
+    "epoch",
+    "test_acc",
+    "train_loss",
+    "delta_qk",
+    "delta_vo",
+    "stable_rank_delta_qk",
+    "stable_rank_delta_vo",
+    "init_qk",
+    "init_vo",
+    "top_left_qk",
+    "top_right_qk",
+)
 
 
 def _expected() -> dict[str, tuple[str, dict]]:
@@ -55,12 +68,15 @@ def test_stored_run_is_current(folder):
     try:
         images.fingerprint("cifar10", download=False)
     except images.DataNotFoundError:
-        pytest.skip("CIFAR-10 is not available here, so its fingerprint (part of every key) cannot be checked")
+        pytest.skip(
+            "CIFAR-10 is not available here, so its fingerprint (part of every key) cannot be checked"
+        )
     expected = _expected()
     assert folder.name in expected, (
         f"{folder} is stale: no profile's chapters ask for this run any more (its results key changed). "
         f"Rerun `python -m rankbook.training --profile reference vit` (or paper, on a GPU), commit the new "
-        f"folders under results/ and delete this one.")
+        f"folders under results/ and delete this one."
+    )
     profile, cfg = expected[folder.name]
     manifest = json.loads((folder / results.MANIFEST).read_text())
     assert manifest["config"] == cfg and manifest["key"] == results.config_key(cfg)
@@ -68,4 +84,6 @@ def test_stored_run_is_current(folder):
     missing = [k for k in NEEDED if k not in stored.arrays]
     assert not missing, f"{folder} lacks arrays {missing} that the figures read"
     assert stored.arrays["step"][-1] == manifest["total_steps"], "an unfinished run was committed"
-    assert not (folder / "checkpoint.pt").exists(), "commit only the arrays and the manifest, no training state"
+    assert not (folder / "checkpoint.pt").exists(), (
+        "commit only the arrays and the manifest, no training state"
+    )

@@ -1,4 +1,5 @@
-"""Training: schedule, tracking points, resume after a kill (in-process and SIGKILL), NaN stop, results reuse."""
+"""Training: schedule, tracking points, resume after a kill (in-process, SIGKILL), NaN stop, results reuse."""
+
 import math
 import os
 import signal
@@ -8,9 +9,9 @@ import textwrap
 
 import numpy as np
 import pytest
+import tiny  # tests/ is on sys.path under pytest
 import torch
 
-import tiny  # tests/ is on sys.path under pytest
 from rankbook.settings import profiles
 from rankbook.settings.vit import PROFILES
 from rankbook.training import checkpoint, loop, schedule, vit
@@ -54,7 +55,9 @@ def test_tracked_arrays_shapes_and_step_zero(tmp_path):
     assert arrays["step"].tolist() == steps and info["total_steps"] == 12
     assert arrays["delta_qk"].shape == (len(steps), 2, 2, 8)  # [points, layers, heads, 2·d_head]
     assert arrays["init_qk"].shape == (2, 2, 4)
-    assert arrays["top_left_qk"].shape == arrays["top_right_vo"].shape == (2, 2, 8)  # [layers, heads, d_model]
+    assert (
+        arrays["top_left_qk"].shape == arrays["top_right_vo"].shape == (2, 2, 8)
+    )  # [layers, heads, d_model]
     np.testing.assert_allclose(np.linalg.norm(arrays["top_left_qk"], axis=-1), 1.0, rtol=1e-5)
     assert (arrays["delta_qk"][0] == 0).all() and np.isnan(arrays["stable_rank_delta_qk"][0]).all()
     assert (arrays["delta_vo"][-1] > 0).any() and np.isfinite(arrays["test_acc"]).all()
@@ -80,7 +83,7 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
 
 
 def test_checkpoints_load_onto_the_cpu_whatever_device_wrote_them(tmp_path, monkeypatch):
-    """A GPU run's checkpoint holds CUDA tensors; reading it must not put RNG states or records on a device."""
+    """A GPU run's checkpoint holds CUDA tensors; reading it must not put RNG states or records on a GPU."""
     tiny.train(tmp_path)
     seen = {}
     real_load = torch.load
@@ -105,12 +108,13 @@ def test_resume_after_sigkill(tmp_path):
         def kill(step):
             if step == 10:
                 os.kill(os.getpid(), signal.SIGKILL)
-        tiny.train({str(tmp_path / 'run')!r}, on_step=kill)
+        tiny.train({str(tmp_path / "run")!r}, on_step=kill)
     """)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert _step_of(tmp_path / "run") == 9
     resumed, info = tiny.train(tmp_path / "run")
@@ -119,10 +123,17 @@ def test_resume_after_sigkill(tmp_path):
     _assert_same(whole, resumed)
 
 
-@pytest.mark.parametrize("bad_update, message, last_good", [
-    (6, r"the loss became nan at step 7 \(epoch 1\) of 12.*step 6\)", 6),  # NaN weights, then a NaN loss
-    (4, r"weights became non-finite at step 5 \(epoch 1\) of 12.*step 3\)", 3),  # caught at a tracking point
-])
+@pytest.mark.parametrize(
+    "bad_update, message, last_good",
+    [
+        (6, r"the loss became nan at step 7 \(epoch 1\) of 12.*step 6\)", 6),  # NaN weights, then a NaN loss
+        (
+            4,
+            r"weights became non-finite at step 5 \(epoch 1\) of 12.*step 3\)",
+            3,
+        ),  # caught at a tracking point
+    ],
+)
 def test_divergence_stops_naming_the_step_and_keeps_checkpoint(tmp_path, bad_update, message, last_good):
     orig = loop.lr_at
     with pytest.MonkeyPatch.context() as mp:  # a NaN learning rate for one update poisons the weights
@@ -170,8 +181,17 @@ def test_profiles_validate():
     reference = profiles.select(PROFILES, "reference")
     assert reference.heads == 8 and reference.epochs >= 20 and reference.train_subset == 0
     paper = profiles.select(PROFILES, "paper")
-    assert (paper.d_model, paper.heads, paper.d_head, paper.mlp_dim, paper.epochs, paper.warmup_epochs,
-            paper.batch_size, paper.lr, paper.augment) == (512, 8, 128, 512, 500, 15, 512, 1e-4, "none")
+    assert (
+        paper.d_model,
+        paper.heads,
+        paper.d_head,
+        paper.mlp_dim,
+        paper.epochs,
+        paper.warmup_epochs,
+        paper.batch_size,
+        paper.lr,
+        paper.augment,
+    ) == (512, 8, 128, 512, 500, 15, 512, 1e-4, "none")
     assert paper.datasets == ("cifar10", "cifar100") and not paper.scale_norms
     with pytest.raises(profiles.ProfileError, match="lr"):
         profiles.select(PROFILES, "fast", lr=-1.0)
@@ -198,7 +218,14 @@ def test_a_run_stored_by_a_gpu_is_found_on_the_cpu(tmp_path):
     gpu_cfg = loop.results_config(task, loop.FitOptions(precision="auto").resolved(torch.device("cuda")), 3)
     folder = results.run_dir(task.name, gpu_cfg, tmp_path)
     results.save(folder, gpu_cfg, {"step": np.arange(3)}, wall_s=1.0, device="cuda (test)")
-    found = loop.fit(task, root=tmp_path, options=loop.FitOptions(precision="auto"), track_per_decade=3,
-                     train_missing=False)
+    found = loop.fit(
+        task,
+        root=tmp_path,
+        options=loop.FitOptions(precision="auto"),
+        track_per_decade=3,
+        train_missing=False,
+    )
     assert found is not None and found.manifest["config"]["precision"] == "bf16"
-    assert loop.fit(task, root=tmp_path, track_per_decade=3, train_missing=False) is None  # fp32 asked: not it
+    assert (
+        loop.fit(task, root=tmp_path, track_per_decade=3, train_missing=False) is None
+    )  # fp32 asked: not it

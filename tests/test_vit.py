@@ -1,4 +1,5 @@
 """The ViT's explicit per-head weights are the matrices the paper studies, in the documented convention."""
+
 import math
 
 import pytest
@@ -7,7 +8,9 @@ import torch
 from rankbook.analysis import spectra
 from rankbook.models.vit import ViT, ViTConfig, is_token_mapper
 
-SMALL = ViTConfig(image_size=8, patch_size=4, num_classes=3, d_model=12, depth=2, heads=3, d_head=5, mlp_dim=16)
+SMALL = ViTConfig(
+    image_size=8, patch_size=4, num_classes=3, d_model=12, depth=2, heads=3, d_head=5, mlp_dim=16
+)
 
 
 def _attention_input_and_output(model, images, layer):
@@ -68,19 +71,31 @@ def test_single_head_contribution(model):
 
 def test_shapes_and_paper_default():
     cfg = ViTConfig()
-    assert (cfg.d_model, cfg.depth, cfg.heads, cfg.d_head, cfg.mlp_dim, cfg.patch_size, cfg.num_patches) == \
-        (512, 6, 8, 128, 512, 4, 64)
+    assert (cfg.d_model, cfg.depth, cfg.heads, cfg.d_head, cfg.mlp_dim, cfg.patch_size, cfg.num_patches) == (
+        512,
+        6,
+        8,
+        128,
+        512,
+        4,
+        64,
+    )
     model = ViT(SMALL)
     assert model(torch.randn(4, 3, 8, 8)).shape == (4, 3)
-    assert {k: tuple(v.shape) for k, v in model.attention_weights().items()} == {k: (2, 3, 12, 5) for k in "qkvo"}
+    assert {k: tuple(v.shape) for k, v in model.attention_weights().items()} == {
+        k: (2, 3, 12, 5) for k in "qkvo"
+    }
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(patch_size=3), "does not divide"),
-    (dict(heads=0), "positive integer"),
-    (dict(d_model=-4), "positive integer"),
-    (dict(init_scale=0.0), "init_scale"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(patch_size=3), "does not divide"),
+        (dict(heads=0), "positive integer"),
+        (dict(d_model=-4), "positive integer"),
+        (dict(init_scale=0.0), "init_scale"),
+    ],
+)
 def test_config_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         ViTConfig(**{**SMALL.__dict__, **bad})
@@ -96,12 +111,17 @@ def test_init_scale_scales_all_but_the_token_mapper(scale_norms):
     torch.manual_seed(1)
     base = dict(ViT(SMALL).named_parameters())
     torch.manual_seed(1)
-    scaled = dict(ViT(ViTConfig(**{**SMALL.__dict__, "init_scale": 0.01, "scale_norms": scale_norms}))
-                  .named_parameters())
+    scaled = dict(
+        ViT(
+            ViTConfig(**{**SMALL.__dict__, "init_scale": 0.01, "scale_norms": scale_norms})
+        ).named_parameters()
+    )
     mapper = [n for n in base if is_token_mapper(n)]
     assert sorted(mapper) == ["cls_token", "patch_embed.bias", "patch_embed.weight", "pos_embed"]
     norms = [n for n in base if "norm" in n]
-    assert len(norms) == 2 * (2 * SMALL.depth + 1)  # gain and bias of two LayerNorms per block plus the final one
+    assert len(norms) == 2 * (
+        2 * SMALL.depth + 1
+    )  # gain and bias of two LayerNorms per block plus the final one
     for name, p in base.items():
         factor = 1.0 if name in mapper or (name in norms and not scale_norms) else 0.01
         torch.testing.assert_close(scaled[name], p * factor, msg=name)

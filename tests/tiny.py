@@ -1,4 +1,5 @@
 """A tiny ViT run on synthetic images, shared by the training tests (unit tests only: no real data needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,9 +11,24 @@ from rankbook.settings.vit import ViTSettings
 from rankbook.training import loop, vit
 from rankbook.training.options import FitOptions
 
-SETTINGS = ViTSettings(image_size=8, patch_size=4, d_model=8, depth=2, heads=2, d_head=4, mlp_dim=8, epochs=3,
-                       warmup_epochs=1, batch_size=8, lr=3e-3, augment="crop_flip", track_per_decade=3,
-                       checkpoint_every=3, eval_batch_size=5, device="cpu")
+SETTINGS = ViTSettings(
+    image_size=8,
+    patch_size=4,
+    d_model=8,
+    depth=2,
+    heads=2,
+    d_head=4,
+    mlp_dim=8,
+    epochs=3,
+    warmup_epochs=1,
+    batch_size=8,
+    lr=3e-3,
+    augment="crop_flip",
+    track_per_decade=3,
+    checkpoint_every=3,
+    eval_batch_size=5,
+    device="cpu",
+)
 INIT_SCALE, SEED = 0.5, 1
 
 
@@ -32,12 +48,20 @@ def task(init_scale: float = INIT_SCALE, **overrides) -> vit.ViTTask:
     return vit.ViTTask(SETTINGS.replace(**overrides), "cifar10", init_scale, SEED, data=(TRAIN, TEST))
 
 
-def train(root, options: FitOptions = FitOptions(), on_step=None, device: str = "cpu", **overrides
-          ) -> tuple[dict, dict]:
+def train(
+    root, options: FitOptions = FitOptions(), on_step=None, device: str = "cpu", **overrides
+) -> tuple[dict, dict]:
     """Train (or reuse) the tiny run under ``root``: (arrays, manifest); ({}, {}) on ranks other than 0."""
-    result = loop.fit(task(**overrides), root=root, device=device, options=options,
-                      checkpoint_every=SETTINGS.checkpoint_every, track_per_decade=SETTINGS.track_per_decade,
-                      progress=False, on_step=on_step)
+    result = loop.fit(
+        task(**overrides),
+        root=root,
+        device=device,
+        options=options,
+        checkpoint_every=SETTINGS.checkpoint_every,
+        track_per_decade=SETTINGS.track_per_decade,
+        progress=False,
+        on_step=on_step,
+    )
     return (result.arrays, result.manifest) if result is not None else ({}, {})
 
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the scripts in ``benchmarks/``: output paths, quick/full modes, clocks, FLOP counts, peaks.
+"""Shared pieces of the scripts in ``benchmarks/``: output paths, quick/full modes, clocks, FLOPs, peaks.
 
 Every benchmark measures its alternatives side by side in one process,
 prints a table with the ratio, and writes JSON (atomically) to ``--out``,
@@ -6,6 +6,7 @@ by default ``_build/benchmarks/<name>.json``. ``--quick`` (the default
 without a GPU) finishes in under a minute on two CPU cores; ``--full``
 (the default with CUDA) uses the paper's shapes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ from typing import Any, Callable
 
 import torch
 
-from rankbook.store import paths
 from rankbook.models.vit import ViTConfig
+from rankbook.store import paths
 
 
 def default_out(name: str) -> Path:
@@ -29,8 +30,13 @@ def parser(name: str, description: str) -> argparse.ArgumentParser:
     """An argument parser with the common ``--quick/--full``, ``--device`` and ``--out`` options."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="quick", action="store_true", default=None,
-                      help="small shapes, < 60 s on 2 CPU cores (default without CUDA)")
+    mode.add_argument(
+        "--quick",
+        dest="quick",
+        action="store_true",
+        default=None,
+        help="small shapes, < 60 s on 2 CPU cores (default without CUDA)",
+    )
     mode.add_argument("--full", dest="quick", action="store_false", help="paper shapes (default with CUDA)")
     p.add_argument("--device", default="auto", help="auto: cuda when available, else cpu")
     p.add_argument("--out", default=str(default_out(name)), help="JSON output (written atomically)")
@@ -39,8 +45,11 @@ def parser(name: str, description: str) -> argparse.ArgumentParser:
 
 def resolve(args: argparse.Namespace) -> tuple[torch.device, bool]:
     """The device and whether to run quick (quick unless told otherwise, except on CUDA)."""
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     quick = args.quick if args.quick is not None else device.type != "cuda"
     return device, quick
 
@@ -77,9 +86,14 @@ def _cpu_name() -> str:
 
 #: dense tensor-core peaks (FLOP/s) from the vendors' data sheets. Matched in order against the device
 #: name, the specific form factors first: an H100 PCIe or NVL card has a lower peak than the SXM module.
-GPU_PEAKS = (("H100 PCIe", {"bf16": 756e12, "fp32": 51e12}), ("H100 NVL", {"bf16": 835e12, "fp32": 60e12}),
-             ("H200", {"bf16": 989e12, "fp32": 67e12}), ("H100", {"bf16": 989e12, "fp32": 67e12}),
-             ("A100", {"bf16": 312e12, "fp32": 19.5e12}), ("L4", {"bf16": 121e12, "fp32": 30e12}))
+GPU_PEAKS = (
+    ("H100 PCIe", {"bf16": 756e12, "fp32": 51e12}),
+    ("H100 NVL", {"bf16": 835e12, "fp32": 60e12}),
+    ("H200", {"bf16": 989e12, "fp32": 67e12}),
+    ("H100", {"bf16": 989e12, "fp32": 67e12}),
+    ("A100", {"bf16": 312e12, "fp32": 19.5e12}),
+    ("L4", {"bf16": 121e12, "fp32": 30e12}),
+)
 
 
 def gpu_peak(name: str, precision: str) -> tuple[float | None, str]:
@@ -90,14 +104,15 @@ def gpu_peak(name: str, precision: str) -> tuple[float | None, str]:
     return None, f"unknown peak for {name}"
 
 
-def measured_matmul_peak(device: torch.device, dtype: torch.dtype = torch.bfloat16, n: int = 8192,
-                         repeats: int = 10) -> float:
+def measured_matmul_peak(
+    device: torch.device, dtype: torch.dtype = torch.bfloat16, n: int = 8192, repeats: int = 10
+) -> float:
     """FLOP/s of an ``n × n × n`` matrix product on ``device`` (best of ``repeats`` after warm-ups)."""
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     for _ in range(3):
         a @ b
     best = min(clock(lambda: a @ b, device) for _ in range(repeats))
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
 def peak_flops(device: torch.device, precision: str) -> tuple[float | None, str]:
@@ -112,13 +127,19 @@ def peak_flops(device: torch.device, precision: str) -> tuple[float | None, str]
         return gpu_peak(torch.cuda.get_device_name(device), precision)
     ghz = 2.5
     try:
-        mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
-               if line.startswith("cpu MHz")]
+        mhz = [
+            float(line.split(":")[1])
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("cpu MHz")
+        ]
         ghz = max(mhz) / 1000 if mhz else ghz
     except OSError:
         pass
     threads = torch.get_num_threads()
-    return threads * ghz * 1e9 * 32, f"assumed CPU peak: {threads} threads × {ghz:.2f} GHz × 32 fp32 FLOP/cycle"
+    return (
+        threads * ghz * 1e9 * 32,
+        f"assumed CPU peak: {threads} threads × {ghz:.2f} GHz × 32 fp32 FLOP/cycle",
+    )
 
 
 def vit_train_flops_per_image(cfg: ViTConfig) -> float:
@@ -132,13 +153,17 @@ def vit_train_flops_per_image(cfg: ViTConfig) -> float:
     softmax, GELU and the optimizer are left out (a few percent).
     """
     t = cfg.num_patches + 1
-    patch = cfg.in_channels * cfg.patch_size ** 2
+    patch = cfg.in_channels * cfg.patch_size**2
     d, h, dh, m, layers = cfg.d_model, cfg.heads, cfg.d_head, cfg.mlp_dim, cfg.depth
-    forward = 2 * t * (patch * d + layers * (4 * d * h * dh + 2 * d * m)) + layers * 4 * t * t * h * dh \
+    forward = (
+        2 * t * (patch * d + layers * (4 * d * h * dh + 2 * d * m))
+        + layers * 4 * t * t * h * dh
         + 2 * d * cfg.num_classes
+    )
     return 3.0 * forward
 
 
-FLOP_FORMULA = ("training FLOPs/image = 3 × [2·T·(P·d + L·(4·d·h·d_h + 2·d·m)) + 4·L·T²·h·d_h + 2·d·C] "
-                "(≈ 6 × matmul params × tokens + attention terms)")
-
+FLOP_FORMULA = (
+    "training FLOPs/image = 3 × [2·T·(P·d + L·(4·d·h·d_h + 2·d·m)) + 4·L·T²·h·d_h + 2·d·C] "
+    "(≈ 6 × matmul params × tokens + attention terms)"
+)

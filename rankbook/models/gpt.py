@@ -23,6 +23,7 @@ Initialization is GPT-2's: every weight ~ N(0, 0.02²), biases 0, LayerNorm
 gains 1, and the residual-stream projections (``W_O`` and the MLP's second
 layer) scaled by ``1/sqrt(2·depth)``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,7 +52,9 @@ class GPTConfig:
     tied: bool = True
 
     def __post_init__(self) -> None:
-        require_positive_ints(self, ("vocab_size", "context", "d_model", "depth", "heads", "d_head", "mlp_dim"))
+        require_positive_ints(
+            self, ("vocab_size", "context", "d_model", "depth", "heads", "d_head", "mlp_dim")
+        )
         if not isinstance(self.tied, bool):
             raise ValueError(f"GPTConfig.tied must be True or False, got {self.tied!r}")
 
@@ -79,7 +82,9 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(cfg.d_model)
         self.attn = CausalAttention(cfg.d_model, cfg.heads, cfg.d_head, cfg.depth)
         self.norm2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.mlp_dim), nn.GELU(), nn.Linear(cfg.mlp_dim, cfg.d_model))
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.mlp_dim), nn.GELU(), nn.Linear(cfg.mlp_dim, cfg.d_model)
+        )
         with torch.no_grad():
             nn.init.normal_(self.mlp[0].weight, std=INIT_STD)
             nn.init.zeros_(self.mlp[0].bias)
@@ -119,14 +124,16 @@ class GPT(nn.Module):
         return x @ self.tok_embed.weight.T if self.unembed is None else self.unembed(x)
 
     def loss(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Mean next-token cross-entropy (nats) of ``tokens [batch, n+1]``: inputs ``[:, :-1]``, targets ``[:, 1:]``."""
+        """Next-token cross-entropy (nats) of ``tokens [batch, n+1]``: inputs ``[:, :-1]``, targets ``[:, 1:]``."""
         logits = self(tokens[:, :-1])
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
 
     def attention_weights(self) -> dict[str, torch.Tensor]:
         """Each of ``q, k, v, o`` stacked over layers: ``[depth, heads, d_model, d_head]`` (detached)."""
-        return {name: torch.stack([getattr(b.attn, f"w_{name}").detach() for b in self.blocks])
-                for name in ("q", "k", "v", "o")}
+        return {
+            name: torch.stack([getattr(b.attn, f"w_{name}").detach() for b in self.blocks])
+            for name in ("q", "k", "v", "o")
+        }
 
 
 def parameter_count(cfg: GPTConfig) -> int:

@@ -32,6 +32,7 @@ paper fixes "the scale of the initial token mapper". With ``scale_norms`` every
 residual branch shrinks as s³ (gain, then two scaled matrices), which stalls
 training at small s; see :mod:`rankbook.settings.vit`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,13 +71,33 @@ class ViTConfig:
     scale_norms: bool = False
 
     def __post_init__(self) -> None:
-        require_positive_ints(self, ("image_size", "patch_size", "in_channels", "num_classes", "d_model",
-                                     "depth", "heads", "d_head", "mlp_dim"))
+        require_positive_ints(
+            self,
+            (
+                "image_size",
+                "patch_size",
+                "in_channels",
+                "num_classes",
+                "d_model",
+                "depth",
+                "heads",
+                "d_head",
+                "mlp_dim",
+            ),
+        )
         if self.image_size % self.patch_size:
-            raise ValueError(f"patch_size={self.patch_size} does not divide image_size={self.image_size}: "
-                             f"choose a patch size among {[p for p in range(1, self.image_size + 1) if self.image_size % p == 0]}")
-        if not (isinstance(self.init_scale, (int, float)) and self.init_scale > 0 and math.isfinite(self.init_scale)):
-            raise ValueError(f"ViTConfig.init_scale must be a positive finite number, got {self.init_scale!r}")
+            raise ValueError(
+                f"patch_size={self.patch_size} does not divide image_size={self.image_size}: "
+                f"choose a patch size among {[p for p in range(1, self.image_size + 1) if self.image_size % p == 0]}"  # noqa: E501
+            )
+        if not (
+            isinstance(self.init_scale, (int, float))
+            and self.init_scale > 0
+            and math.isfinite(self.init_scale)
+        ):
+            raise ValueError(
+                f"ViTConfig.init_scale must be a positive finite number, got {self.init_scale!r}"
+            )
 
     @property
     def num_patches(self) -> int:
@@ -149,7 +170,9 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(cfg.d_model)
         self.attn = Attention(cfg.d_model, cfg.heads, cfg.d_head)
         self.norm2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.mlp_dim), nn.GELU(), nn.Linear(cfg.mlp_dim, cfg.d_model))
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.mlp_dim), nn.GELU(), nn.Linear(cfg.mlp_dim, cfg.d_model)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
@@ -162,7 +185,7 @@ class ViT(nn.Module):
     def __init__(self, cfg: ViTConfig = ViTConfig()):
         super().__init__()
         self.cfg = cfg
-        patch_dim = cfg.in_channels * cfg.patch_size ** 2
+        patch_dim = cfg.in_channels * cfg.patch_size**2
         self.patch_embed = nn.Linear(patch_dim, cfg.d_model)
         self.cls_token = nn.Parameter(torch.randn(1, 1, cfg.d_model))
         self.pos_embed = nn.Parameter(torch.randn(1, cfg.num_patches + 1, cfg.d_model))
@@ -177,8 +200,10 @@ class ViT(nn.Module):
         b, c, h, w = images.shape
         p = self.cfg.patch_size
         if (h, w) != (self.cfg.image_size,) * 2 or c != self.cfg.in_channels:
-            raise ValueError(f"expected images [B, {self.cfg.in_channels}, {self.cfg.image_size}, "
-                             f"{self.cfg.image_size}], got {list(images.shape)}")
+            raise ValueError(
+                f"expected images [B, {self.cfg.in_channels}, {self.cfg.image_size}, "
+                f"{self.cfg.image_size}], got {list(images.shape)}"
+            )
         x = images.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
         return x.reshape(b, (h // p) * (w // p), p * p * c)
 
@@ -196,8 +221,10 @@ class ViT(nn.Module):
 
     def attention_weights(self) -> dict[str, torch.Tensor]:
         """Each of ``q, k, v, o`` stacked over layers: ``[depth, heads, d_model, d_head]`` (detached)."""
-        return {name: torch.stack([getattr(b.attn, f"w_{name}").detach() for b in self.blocks])
-                for name in ("q", "k", "v", "o")}
+        return {
+            name: torch.stack([getattr(b.attn, f"w_{name}").detach() for b in self.blocks])
+            for name in ("q", "k", "v", "o")
+        }
 
 
 def is_token_mapper(name: str) -> bool:
@@ -208,8 +235,12 @@ def is_token_mapper(name: str) -> bool:
 @torch.no_grad()
 def scale_initialization(model: nn.Module, scale: float, scale_norms: bool = False) -> None:
     """Multiply every parameter outside the token mapper by ``scale``, in place (LayerNorms only if asked)."""
-    norms = {f"{name}.{p}" for name, m in model.named_modules() if isinstance(m, nn.LayerNorm)
-             for p, _ in m.named_parameters(recurse=False)}
+    norms = {
+        f"{name}.{p}"
+        for name, m in model.named_modules()
+        if isinstance(m, nn.LayerNorm)
+        for p, _ in m.named_parameters(recurse=False)
+    }
     for name, param in model.named_parameters():
         if not is_token_mapper(name) and (scale_norms or name not in norms):
             param.mul_(scale)

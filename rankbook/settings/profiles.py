@@ -11,6 +11,7 @@ Fields declare their bounds with :func:`param`; every value is checked for
 type and range when settings are built, so a bad parameter fails at the top
 of a notebook with a message that names the valid choices.
 """
+
 from __future__ import annotations
 
 import ast
@@ -75,7 +76,7 @@ def _type_ok(value: Any, hint: Any) -> bool:
 
 
 def _coerce_sequence(value: Any, hint: Any) -> Any:
-    """A tuple setting given as a list (papermill's YAML) or as its text ("[1e-4, 1e-8]", from -r) → a tuple."""
+    """A tuple setting given as a list (papermill's YAML) or as text ("[1e-4, 1e-8]", from -r) → a tuple."""
     if typing.get_origin(hint) is not tuple:
         return value
     if isinstance(value, str):
@@ -97,7 +98,9 @@ def _check_bounds(name: str, value: Any, meta: Mapping[str, Any]) -> None:
     choices = meta.get("choices")
     for v in items:
         if choices is not None and v not in choices:
-            raise ProfileError(f"{name}={v!r} is not one of the valid choices: {', '.join(map(repr, choices))}")
+            raise ProfileError(
+                f"{name}={v!r} is not one of the valid choices: {', '.join(map(repr, choices))}"
+            )
         if v is None or isinstance(v, (str, bool)):
             continue
         if isinstance(v, float) and not math.isfinite(v):

@@ -30,6 +30,7 @@ Departures, each said in the chapters' prose:
   for speed (the paper states neither; fp32 elsewhere); no augmentation (the
   paper names none, and lists "no weight decay or dropout").
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,9 @@ from rankbook.settings.profiles import Settings, param
 
 @dataclasses.dataclass(frozen=True)
 class ViTSettings(Settings):
-    datasets: tuple[str, ...] = param(("cifar10",), choices=("cifar10", "cifar100", "imagenet"),
-                                      help="data sets the chapters run on")
+    datasets: tuple[str, ...] = param(
+        ("cifar10",), choices=("cifar10", "cifar100", "imagenet"), help="data sets the chapters run on"
+    )
     train_subset: int = param(0, ge=0, help="training images (stratified by class); 0 = the whole split")
     test_subset: int = param(0, ge=0, help="test images (stratified by class); 0 = the whole split")
     data_seed: int = param(0, ge=0, help="seed of the subset choice")
@@ -55,31 +57,64 @@ class ViTSettings(Settings):
     warmup_epochs: int = param(15, ge=0, help="linear warmup epochs before the cosine decay")
     batch_size: int = param(512, ge=1, help="batch size")
     lr: float = param(1e-4, gt=0, help="base learning rate of Adam")
-    augment: str = param("none", choices=("none", "crop_flip"),
-                         help="training augmentation: none (the paper names none) or random crop + flip")
+    augment: str = param(
+        "none",
+        choices=("none", "crop_flip"),
+        help="training augmentation: none (the paper names none) or random crop + flip",
+    )
     init_scale: float = param(1.0, gt=0, help="init scale of chapter 04's run (1 = default init)")
-    init_scales: tuple[float, ...] = param((1.0, 0.1, 0.03, 0.01), gt=0, help="init scales swept in chapter 05")
-    scale_norms: bool = param(False, help="init scale also multiplies the LayerNorm gains (see the docstring)")
-    sweep_train_subset: int = param(0, ge=0, help="chapter 05's training images per scale; 0 = as train_subset")
+    init_scales: tuple[float, ...] = param(
+        (1.0, 0.1, 0.03, 0.01), gt=0, help="init scales swept in chapter 05"
+    )
+    scale_norms: bool = param(
+        False, help="init scale also multiplies the LayerNorm gains (see the docstring)"
+    )
+    sweep_train_subset: int = param(
+        0, ge=0, help="chapter 05's training images per scale; 0 = as train_subset"
+    )
     sweep_epochs: int = param(0, ge=0, help="chapter 05's epochs per scale; 0 = as epochs")
-    seeds: tuple[int, ...] = param((0, 1, 2), ge=0, help="training seeds of chapter 04 (mean ± std over seeds)")
+    seeds: tuple[int, ...] = param(
+        (0, 1, 2), ge=0, help="training seeds of chapter 04 (mean ± std over seeds)"
+    )
     track_per_decade: int = param(6, ge=1, help="log-spaced tracking points per decade of steps")
     checkpoint_every: int = param(2000, ge=1, help="steps between checkpoints")
     eval_batch_size: int = param(1000, ge=1, help="batch size for test evaluation")
-    precision: str = param("fp32", choices=("fp32", "bf16", "auto"),
-                           help="training arithmetic: fp32, bf16 autocast, or auto (bf16 on CUDA, else fp32)")
+    precision: str = param(
+        "fp32",
+        choices=("fp32", "bf16", "auto"),
+        help="training arithmetic: fp32, bf16 autocast, or auto (bf16 on CUDA, else fp32)",
+    )
     compile: bool = param(False, help="torch.compile the model for training (GPU; slow to start on CPU)")
     device: str = param("auto", choices=("auto", "cpu", "cuda", "mps"), help="auto: cuda when available")
 
 
 PROFILES = {
     "paper": ViTSettings(datasets=("cifar10", "cifar100"), precision="auto", compile=True),
-    "reference": ViTSettings(d_model=128, heads=8, d_head=16, mlp_dim=128,  # 8 heads as the paper, narrower
-                             epochs=20, warmup_epochs=2, batch_size=128, lr=1e-3,  # 20 epochs: see docstring
-                             checkpoint_every=500),
-    "fast": ViTSettings(test_subset=2000,  # full training split; 2,000 test images keep evaluation cheap
-                        d_model=64, heads=4, d_head=16, mlp_dim=128,  # milliseconds per step on 2 cores
-                        epochs=5, warmup_epochs=1, batch_size=128, lr=1e-3,  # ~1,950 steps: the rise shows
-                        sweep_train_subset=5000, sweep_epochs=10,  # four scales must fit CI
-                        seeds=(0,), checkpoint_every=200, eval_batch_size=500),
+    "reference": ViTSettings(
+        d_model=128,
+        heads=8,
+        d_head=16,
+        mlp_dim=128,  # 8 heads as the paper, narrower
+        epochs=20,
+        warmup_epochs=2,
+        batch_size=128,
+        lr=1e-3,  # 20 epochs: see docstring
+        checkpoint_every=500,
+    ),
+    "fast": ViTSettings(
+        test_subset=2000,  # full training split; 2,000 test images keep evaluation cheap
+        d_model=64,
+        heads=4,
+        d_head=16,
+        mlp_dim=128,  # milliseconds per step on 2 cores
+        epochs=5,
+        warmup_epochs=1,
+        batch_size=128,
+        lr=1e-3,  # ~1,950 steps: the rise shows
+        sweep_train_subset=5000,
+        sweep_epochs=10,  # four scales must fit CI
+        seeds=(0,),
+        checkpoint_every=200,
+        eval_batch_size=500,
+    ),
 }

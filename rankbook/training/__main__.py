@@ -1,4 +1,4 @@
-"""Train (or find stored) the runs a profile's chapters need, without Jupyter: ``python -m rankbook.training``.
+"""Train (or find stored) the runs a profile's chapters need, without Jupyter.
 
     python -m rankbook.training --profile paper vit --dataset cifar10 --seeds 0 --scales 1
     python -m rankbook.training --profile reference vit          # every run chapters 04 and 05 ask for
@@ -9,6 +9,7 @@ The runs are the ones the notebooks call (same settings, same results keys), so 
 finds them. With ``$RANKBOOK_STOP_AFTER_S`` a run stops at its first checkpoint past that many seconds
 (exit 3) and the same command resumes it: for machines that grant commands of limited length.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,19 +38,25 @@ def vit_runs(settings, datasets=None, seeds=None, scales=None) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rankbook.training", description=__doc__.splitlines()[0])
-    p.add_argument("--profile", default=None, help="fast, reference or paper (default: $RANKBOOK_PROFILE, else fast)")
+    p.add_argument(
+        "--profile", default=None, help="fast, reference or paper (default: $RANKBOOK_PROFILE, else fast)"
+    )
     p.add_argument("part", choices=("vit", "lm"))
     p.add_argument("--dataset", action="append", help="ViT data set(s) (default: the profile's)")
     p.add_argument("--seeds", type=int, nargs="*", help="chapter 04 seeds (default: the profile's)")
     p.add_argument("--scales", type=float, nargs="*", help="chapter 05 init scales (default: the profile's)")
-    p.add_argument("--export", type=Path, help="copy each finished result's arrays and manifest into this folder")
+    p.add_argument(
+        "--export", type=Path, help="copy each finished result's arrays and manifest into this folder"
+    )
     args = p.parse_args(argv)
     try:
         if args.part == "vit":
             settings = profiles.select(vit_settings.PROFILES, args.profile)
             if args.dataset:
                 settings = settings.replace(datasets=tuple(args.dataset))
-            found = [vit.run(settings, **r) for r in vit_runs(settings, args.dataset, args.seeds, args.scales)]
+            found = [
+                vit.run(settings, **r) for r in vit_runs(settings, args.dataset, args.seeds, args.scales)
+            ]
         else:
             settings = profiles.select(lm_settings.PROFILES, args.profile)
             found = [lm.run(settings, seed) for seed in settings.seeds]
@@ -67,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _finals(result: results.Result) -> dict[str, float]:
-    return {k: float(result.arrays[k][-1]) for k in ("test_acc", "eval_loss", "train_loss") if k in result.arrays}
+    return {
+        k: float(result.arrays[k][-1]) for k in ("test_acc", "eval_loss", "train_loss") if k in result.arrays
+    }
 
 
 if __name__ == "__main__":

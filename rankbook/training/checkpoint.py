@@ -8,6 +8,7 @@ optimizer state to them), the RNG states stay CPU ByteTensors (as
 tracker's records stay on the CPU where they were made. Only the RNG state of
 the current CUDA device is saved, so a run resumes on a machine with fewer GPUs.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,9 +33,12 @@ def load(path: Path) -> dict[str, Any]:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise CorruptCheckpoint(
             f"checkpoint {path} is corrupt or truncated and cannot be resumed from ({type(exc).__name__}: "
-            f"{first}). Delete it to train this run from the start.") from exc
+            f"{first}). Delete it to train this run from the start."
+        ) from exc
     if not isinstance(ckpt, dict) or "config" not in ckpt:
-        raise CorruptCheckpoint(f"{path} is not a rankbook checkpoint. Delete it to train this run from the start.")
+        raise CorruptCheckpoint(
+            f"{path} is not a rankbook checkpoint. Delete it to train this run from the start."
+        )
     return ckpt
 
 

@@ -15,6 +15,7 @@ key) as a single-process run, so the notebooks then reuse it.
 
 Backend: NCCL on CUDA (one GPU per process, ``LOCAL_RANK``), gloo on CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,12 @@ from rankbook.settings.vit import PROFILES
 from rankbook.training import vit
 
 
-def init_process_group(backend: str | None = None, init_method: str = "env://", rank: int | None = None,
-                       world_size: int | None = None) -> torch.device:
+def init_process_group(
+    backend: str | None = None,
+    init_method: str = "env://",
+    rank: int | None = None,
+    world_size: int | None = None,
+) -> torch.device:
     """Join the process group (``torchrun`` sets the env) and return this rank's device.
 
     With CUDA, process ``LOCAL_RANK`` takes GPU ``LOCAL_RANK`` and the backend is
@@ -66,22 +71,33 @@ def _overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="torchrun --nproc-per-node N -m rankbook.training.distributed",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default=None, help="fast, reference or paper (default: $RANKBOOK_PROFILE, else fast)")
-    parser.add_argument("--dataset", default=None, help="cifar10, cifar100, imagenet (default: the profile's first)")
+    parser = argparse.ArgumentParser(
+        prog="torchrun --nproc-per-node N -m rankbook.training.distributed",
+        description=__doc__.splitlines()[0],
+    )
+    parser.add_argument(
+        "--profile", default=None, help="fast, reference or paper (default: $RANKBOOK_PROFILE, else fast)"
+    )
+    parser.add_argument(
+        "--dataset", default=None, help="cifar10, cifar100, imagenet (default: the profile's first)"
+    )
     parser.add_argument("--init-scale", type=float, default=None, help="default: the profile's init_scale")
     parser.add_argument("--seed", type=int, default=None, help="default: the profile's first seed")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings overrides, e.g. epochs=5")
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings overrides, e.g. epochs=5"
+    )
     args = parser.parse_args(argv)
     device = init_process_group()
     try:
-        settings = profiles.select(PROFILES, args.profile, **_overrides(args.set),
-                                   device="cuda" if device.type == "cuda" else "cpu")
+        settings = profiles.select(
+            PROFILES, args.profile, **_overrides(args.set), device="cuda" if device.type == "cuda" else "cpu"
+        )
         dataset = args.dataset or settings.datasets[0]
         scale = settings.init_scale if args.init_scale is None else args.init_scale
         seed = settings.seeds[0] if args.seed is None else args.seed
-        if dist.get_rank() == 0:  # one process finds, unpacks and decodes the data; the others then read its cache
+        if (
+            dist.get_rank() == 0
+        ):  # one process finds, unpacks and decodes the data; the others then read its cache
             vit.task(settings, dataset, scale, seed).data()
         dist.barrier()
         result = vit.run(settings, dataset, scale, seed, progress=True)

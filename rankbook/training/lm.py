@@ -9,6 +9,7 @@ checkpoints, resume, results store) is the loop's, exactly as for the ViT.
 Text is tokenized on first use, so a stored result is found without reading
 any text.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,24 @@ from rankbook.store import results
 from rankbook.training import loop
 
 #: the settings that fix a run's results (the results key hashes them, with the seed)
-RESULT_FIELDS = ("corpus", "train_split", "eval_split", "tokenizer", "context", "d_model", "depth", "heads",
-                 "d_head", "mlp_dim", "tied", "steps", "warmup_steps", "batch_size", "lr", "eval_windows")
+RESULT_FIELDS = (
+    "corpus",
+    "train_split",
+    "eval_split",
+    "tokenizer",
+    "context",
+    "d_model",
+    "depth",
+    "heads",
+    "d_head",
+    "mlp_dim",
+    "tied",
+    "steps",
+    "warmup_steps",
+    "batch_size",
+    "lr",
+    "eval_windows",
+)
 
 
 class LMTask:
@@ -34,7 +51,7 @@ class LMTask:
 
     def __init__(self, settings: LMSettings, seed: int):
         self.settings, self.seed = settings, int(seed)
-        # the tokenizer actually used (GPT-2's BPE falls back to bytes when it cannot load): it keys the results
+        # the tokenizer actually used (GPT-2's BPE falls back to bytes if it cannot load) keys the results
         self.tokenizer = text.tokenizer(settings.tokenizer)
         self.name = f"gpt-{settings.corpus}-{self.tokenizer.name}-d{settings.d_model}-seed{self.seed}"
         self._train: text.TokenText | None = None
@@ -43,8 +60,13 @@ class LMTask:
     def config_dict(self) -> dict[str, Any]:
         s = self.settings
         data = {split: text.fingerprint(s.corpus, split) for split in (s.train_split, s.eval_split)}
-        return {"kind": "gpt", **{k: getattr(s, k) for k in RESULT_FIELDS}, "tokenizer": self.tokenizer.name,
-                "data": data, "seed": self.seed}
+        return {
+            "kind": "gpt",
+            **{k: getattr(s, k) for k in RESULT_FIELDS},
+            "tokenizer": self.tokenizer.name,
+            "data": data,
+            "seed": self.seed,
+        }
 
     def texts(self) -> tuple[text.TokenText, text.TokenText]:
         """The tokenized training and evaluation splits (loaded once)."""
@@ -56,8 +78,16 @@ class LMTask:
 
     def model_config(self) -> GPTConfig:
         s = self.settings
-        return GPTConfig(vocab_size=self.tokenizer.vocab_size, context=s.context, d_model=s.d_model, depth=s.depth,
-                         heads=s.heads, d_head=s.d_head, mlp_dim=s.mlp_dim, tied=s.tied)
+        return GPTConfig(
+            vocab_size=self.tokenizer.vocab_size,
+            context=s.context,
+            d_model=s.d_model,
+            depth=s.depth,
+            heads=s.heads,
+            d_head=s.d_head,
+            mlp_dim=s.mlp_dim,
+            tied=s.tied,
+        )
 
     def build_model(self) -> torch.nn.Module:
         torch.manual_seed(self.seed)
@@ -92,19 +122,22 @@ class LMTask:
         total = torch.zeros((), dtype=torch.float64, device=device)
         batch = self.settings.eval_batch_size
         for i in range(0, len(windows), batch):
-            w = windows[i:i + batch].to(device)
+            w = windows[i : i + batch].to(device)
             logits = model(w[:, :-1]).float()
             total += F.cross_entropy(logits.flatten(0, 1), w[:, 1:].flatten(), reduction="sum").double()
         return {"eval_loss": float(total) / windows[:, 1:].numel()}
 
     def describe(self) -> dict[str, Any]:
         train_text, eval_text = self.texts()
-        return {"data": {"train": train_text.description, "eval": eval_text.description},
-                "eval_tokens": int(self.eval_windows()[:, 1:].numel()), "vocab_size": train_text.vocab_size}
+        return {
+            "data": {"train": train_text.description, "eval": eval_text.description},
+            "eval_tokens": int(self.eval_windows()[:, 1:].numel()),
+            "vocab_size": train_text.vocab_size,
+        }
 
 
 class LoRATask(LMTask):
-    """:class:`LMTask` whose attention weights train only through rank-``rank`` adapters from the initialization."""
+    """:class:`LMTask` whose attention weights train only through rank-``rank`` adapters from the init."""
 
     def __init__(self, settings: LMSettings, seed: int, rank: int):
         super().__init__(settings, seed)
@@ -123,9 +156,22 @@ def task(settings: LMSettings, seed: int, *, lora_rank: int = 0) -> LMTask:
     return LoRATask(settings, seed, lora_rank) if lora_rank else LMTask(settings, seed)
 
 
-def run(settings: LMSettings, seed: int, *, lora_rank: int = 0, train_missing: bool = True,
-        root: Path | None = None, progress: bool = True) -> results.Result | None:
+def run(
+    settings: LMSettings,
+    seed: int,
+    *,
+    lora_rank: int = 0,
+    train_missing: bool = True,
+    root: Path | None = None,
+    progress: bool = True,
+) -> results.Result | None:
     """The result of one LM run (with rank-``lora_rank`` adapters if > 0): stored, else trained (resuming)."""
-    return loop.fit(task(settings, seed, lora_rank=lora_rank), root=root, device=settings.device,
-                    checkpoint_every=settings.checkpoint_every, track_per_decade=settings.track_per_decade,
-                    progress=progress, train_missing=train_missing)
+    return loop.fit(
+        task(settings, seed, lora_rank=lora_rank),
+        root=root,
+        device=settings.device,
+        checkpoint_every=settings.checkpoint_every,
+        track_per_decade=settings.track_per_decade,
+        progress=progress,
+        train_missing=train_missing,
+    )

@@ -29,6 +29,7 @@ batch of update ``step``), ``loss(model, inputs, targets)`` and
 ``evaluate(model, device)``. Optional: ``steps_per_epoch()``, ``describe()``
 (merged into the manifest) and ``train_flops()`` (for the CPU time estimate).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -65,7 +66,7 @@ class SlowRunRefused(RuntimeError):
 
 
 class TimeBudgetReached(RuntimeError):
-    """Training stopped at a checkpoint because ``$RANKBOOK_STOP_AFTER_S`` seconds had passed; rerun to resume."""
+    """Training stopped at a checkpoint because ``$RANKBOOK_STOP_AFTER_S`` seconds passed; rerun to resume."""
 
 
 class Task(Protocol):
@@ -86,27 +87,41 @@ def results_config(task: Task, options: FitOptions, track_per_decade: int) -> di
 
     Pass ``options.resolved(device)``: "auto" precision and fused Adam are keyed as what they resolve to.
     """
-    return {"training_version": TRAINING_VERSION, "track_per_decade": track_per_decade,
-            **task.config_dict(), **options.results_fields()}
+    return {
+        "training_version": TRAINING_VERSION,
+        "track_per_decade": track_per_decade,
+        **task.config_dict(),
+        **options.results_fields(),
+    }
 
 
-def fit(task: Task, *, root: Path | None = None, device: str | torch.device = "cpu",
-        options: FitOptions = FitOptions(), checkpoint_every: int = 1000, track_per_decade: int = 6,
-        progress: bool = True, train_missing: bool = True,
-        on_step: Callable[[int], None] | None = None) -> results.Result | None:
+def fit(
+    task: Task,
+    *,
+    root: Path | None = None,
+    device: str | torch.device = "cpu",
+    options: FitOptions = FitOptions(),
+    checkpoint_every: int = 1000,
+    track_per_decade: int = 6,
+    progress: bool = True,
+    train_missing: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> results.Result | None:
     """The result of ``task``: reused from disk when stored, else trained (resuming a killed run).
 
     With ``train_missing=False`` nothing is trained: the stored result or None. Results live in
     ``results.run_dir(task.name, config, root)``. Under torch.distributed every rank trains; rank 0 returns
-    the result, the others None. ``on_step(step)`` is called after each checkpoint decision (tests kill there).
+    the result, the others None. ``on_step(step)`` is called after each checkpoint decision (tests kill
+    there).
     """
     device = resolve_device(str(device))
     roots = None if root is None else [Path(root)]
     # "auto" options resolve per device (bf16 on CUDA): a run stored by either device is a result of these
     # settings, so a CPU reader finds the GPU's run; this device's own resolution is looked up first
     for where in dict.fromkeys([device.type, "cuda", "cpu"]):
-        found = results.find(task.name, results_config(task, options.resolved(torch.device(where)),
-                                                       track_per_decade), roots)
+        found = results.find(
+            task.name, results_config(task, options.resolved(torch.device(where)), track_per_decade), roots
+        )
         if found is not None:
             return found
     if not train_missing:
@@ -120,7 +135,9 @@ def fit(task: Task, *, root: Path | None = None, device: str | torch.device = "c
     arrays, info = run.train(progress, on_step)
     if not run.ranks.main:
         return None
-    return results.save(folder, cfg, arrays, wall_s=info["train_wall_s"], device=device_name(device), extra=info)
+    return results.save(
+        folder, cfg, arrays, wall_s=info["train_wall_s"], device=device_name(device), extra=info
+    )
 
 
 def _refuse_if_slow(task: Task, device: torch.device) -> None:
@@ -131,7 +148,8 @@ def _refuse_if_slow(task: Task, device: torch.device) -> None:
         raise SlowRunRefused(
             f"{task.name}: training on the CPU would take about {hours:.1f} h (estimated from its FLOPs at "
             f"{CPU_FLOPS / 1e9:.0f} GFLOP/s). Run it on a GPU, or set RANKBOOK_ALLOW_SLOW=1 to train anyway "
-            f"(it resumes from its checkpoint if interrupted).")
+            f"(it resumes from its checkpoint if interrupted)."
+        )
     if hours > 0.05:
         print(f"{task.name}: training on the CPU, estimated {hours * 60:.0f} min", flush=True)
 
@@ -146,8 +164,11 @@ def _wrap(model: torch.nn.Module, ranks: Ranks, device: torch.device, compile: b
     if ranks.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = [device.index if device.index is not None else torch.cuda.current_device()] \
-            if device.type == "cuda" else None
+        ids = (
+            [device.index if device.index is not None else torch.cuda.current_device()]
+            if device.type == "cuda"
+            else None
+        )
         forward = DistributedDataParallel(model, device_ids=ids)
     return torch.compile(forward) if compile else forward
 
@@ -155,8 +176,16 @@ def _wrap(model: torch.nn.Module, ranks: Ranks, device: torch.device, compile: b
 class _Run:
     """One run's training state: model, optimizer, tracker records, loss bookkeeping, checkpoints."""
 
-    def __init__(self, task: Task, folder: Path, device: torch.device, opts: FitOptions, cfg: dict[str, Any],
-                 checkpoint_every: int, track_per_decade: int):
+    def __init__(
+        self,
+        task: Task,
+        folder: Path,
+        device: torch.device,
+        opts: FitOptions,
+        cfg: dict[str, Any],
+        checkpoint_every: int,
+        track_per_decade: int,
+    ):
         self.task, self.device, self.opts, self.cfg = task, device, opts, cfg
         self.ranks = Ranks.current()
         self.ckpt_path = Path(folder) / checkpoint.CHECKPOINT
@@ -169,8 +198,13 @@ class _Run:
         self.model = task.build_model().to(device)
         self.optimizer = _optimizer(self.model, self.base_lr, opts.fused_adam)
         self.state: dict[str, Any] = {
-            "step": 0, "records": [], "loss_sum": 0.0, "loss_count": 0, "wall_s": 0.0,
-            "initial": {k: v.clone() for k, v in self.model.attention_weights().items()}}
+            "step": 0,
+            "records": [],
+            "loss_sum": 0.0,
+            "loss_count": 0,
+            "wall_s": 0.0,
+            "initial": {k: v.clone() for k, v in self.model.attention_weights().items()},
+        }
         self.last_good: int | None = None
         if self.ckpt_path.exists():
             self._resume()
@@ -186,7 +220,8 @@ class _Run:
         ckpt = checkpoint.load(self.ckpt_path)  # on the CPU; load_state_dict moves what must move
         if ckpt["config"] != self.cfg:
             raise results.ResultMismatchError(
-                f"{self.ckpt_path} belongs to a different config; remove it to start over")
+                f"{self.ckpt_path} belongs to a different config; remove it to start over"
+            )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         checkpoint.set_rng_state(ckpt["rng"], self.device)
@@ -194,11 +229,16 @@ class _Run:
         self.last_good = self.state["step"]
 
     def diverged(self, what: str, step: int) -> TrainingDiverged:
-        where = f"{self.ckpt_path} (step {self.last_good})" if self.last_good is not None else "none was written yet"
+        where = (
+            f"{self.ckpt_path} (step {self.last_good})"
+            if self.last_good is not None
+            else "none was written yet"
+        )
         epoch = f" (epoch {step // self.spe})" if self.spe else ""
         return TrainingDiverged(
             f"{self.task.name}: {what} at step {step}{epoch} of {self.total}; training stopped. "
-            f"Last good checkpoint: {where}. Try a lower lr (now {self.base_lr}) or a different init scale.")
+            f"Last good checkpoint: {where}. Try a lower lr (now {self.base_lr}) or a different init scale."
+        )
 
     def check_loss(self) -> None:
         bad_at = int(self.ranks.min(self.first_bad))
@@ -206,7 +246,9 @@ class _Run:
             value = float(self.bad_value) if int(self.first_bad) == bad_at else math.nan
             raise self.diverged(f"the loss became {value}", bad_at)
 
-    def sync_loss_sum(self) -> None:  # every rank then holds the mean over ranks (so checkpoints resume exactly)
+    def sync_loss_sum(
+        self,
+    ) -> None:  # every rank then holds the mean over ranks (so checkpoints resume exactly)
         self.loss_sum = self.ranks.mean(self.loss_sum)
 
     def record(self, step: int) -> None:
@@ -221,10 +263,14 @@ class _Run:
             with torch.no_grad():
                 evaluation = self.task.evaluate(self.model, self.device)
             self.model.train()
-            entry.update({"lr": lr_at(max(step - 1, 0), self.base_lr, self.warmup, self.total) if step else 0.0,
-                          **tracker.measure(weights, self.initial),
-                          "train_loss": float(self.loss_sum) / count if count else math.nan,
-                          **{k: float(v) for k, v in evaluation.items()}})
+            entry.update(
+                {
+                    "lr": lr_at(max(step - 1, 0), self.base_lr, self.warmup, self.total) if step else 0.0,
+                    **tracker.measure(weights, self.initial),
+                    "train_loss": float(self.loss_sum) / count if count else math.nan,
+                    **{k: float(v) for k, v in evaluation.items()},
+                }
+            )
         self.state["records"].append(entry)
         self.loss_sum.zero_()
         self.state["loss_count"] = 0
@@ -232,10 +278,19 @@ class _Run:
     def save_checkpoint(self, step: int, wall_s: float) -> None:
         self.sync_loss_sum()
         if self.ranks.main:
-            checkpoint.save(self.ckpt_path, {
-                "config": self.cfg, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "rng": checkpoint.rng_state(self.device), **self.state, "loss_sum": float(self.loss_sum),
-                "step": step, "wall_s": wall_s})
+            checkpoint.save(
+                self.ckpt_path,
+                {
+                    "config": self.cfg,
+                    "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "rng": checkpoint.rng_state(self.device),
+                    **self.state,
+                    "loss_sum": float(self.loss_sum),
+                    "step": step,
+                    "wall_s": wall_s,
+                },
+            )
         self.last_good = step
 
     def update(self, step: int, autocast) -> torch.Tensor:
@@ -248,7 +303,9 @@ class _Run:
             loss = self.task.loss(self.forward, inputs, targets).float()
         value = loss.detach()
         # device-side bookkeeping of the first non-finite loss: no host sync unless asked
-        self.first_bad = torch.where(torch.isfinite(value) | (self.first_bad != self.never), self.first_bad, step)
+        self.first_bad = torch.where(
+            torch.isfinite(value) | (self.first_bad != self.never), self.first_bad, step
+        )
         self.bad_value = torch.where(self.first_bad == step, value, self.bad_value)
         if self.opts.sync_every_step:
             self.check_loss()
@@ -259,15 +316,26 @@ class _Run:
         self.state["loss_count"] += 1
         return value
 
-    def train(self, progress: bool, on_step: Callable[[int], None] | None
-              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def train(
+        self, progress: bool, on_step: Callable[[int], None] | None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         from tqdm import tqdm  # text bar: a notebook widget would be saved as its first frame ("0%")
 
-        autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) \
-            if self.opts.precision == "bf16" else contextlib.nullcontext
+        autocast = (
+            (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16))
+            if self.opts.precision == "bf16"
+            else contextlib.nullcontext
+        )
         resumed_at = step = self.state["step"]
-        bar = tqdm(total=self.total, initial=resumed_at, desc=self.task.name, mininterval=10.0, ascii=True,
-                   disable=not progress or not self.ranks.main, file=sys.stderr)
+        bar = tqdm(
+            total=self.total,
+            initial=resumed_at,
+            desc=self.task.name,
+            mininterval=10.0,
+            ascii=True,
+            disable=not progress or not self.ranks.main,
+            file=sys.stderr,
+        )
         started = time.perf_counter()
         while True:
             to_record = step in self.track and not any(r["step"] == step for r in self.state["records"])
@@ -279,8 +347,10 @@ class _Run:
             if to_save:
                 self.save_checkpoint(step, self.state["wall_s"] + time.perf_counter() - started)
                 if step != self.total and time.perf_counter() - started > self.budget_s:
-                    raise TimeBudgetReached(f"{self.task.name}: stopped at the checkpoint of step {step} of "
-                                            f"{self.total} after {self.budget_s:.0f} s; run again to resume")
+                    raise TimeBudgetReached(
+                        f"{self.task.name}: stopped at the checkpoint of step {step} of "
+                        f"{self.total} after {self.budget_s:.0f} s; run again to resume"
+                    )
             if on_step is not None:
                 on_step(step)
             if step == self.total:
@@ -294,9 +364,14 @@ class _Run:
         return self._outputs(resumed_at, self.state["wall_s"] + time.perf_counter() - started)
 
     def _outputs(self, resumed_at: int, wall: float) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        info: dict[str, Any] = {"total_steps": self.total, "train_wall_s": round(wall, 3),
-                                "resumed_at_step": resumed_at, "world_size": self.ranks.world,
-                                "fused_adam": bool(self.opts.fused_adam), **self.opts.results_fields()}
+        info: dict[str, Any] = {
+            "total_steps": self.total,
+            "train_wall_s": round(wall, 3),
+            "resumed_at_step": resumed_at,
+            "world_size": self.ranks.world,
+            "fused_adam": bool(self.opts.fused_adam),
+            **self.opts.results_fields(),
+        }
         if self.spe:
             info["steps_per_epoch"] = self.spe
         if hasattr(self.task, "describe"):

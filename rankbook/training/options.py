@@ -1,4 +1,5 @@
 """How a run is executed (device, precision, compile); only the choices that change numbers enter its key."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +13,8 @@ class FitOptions:
     """``precision``: "fp32", "bf16" (autocast of the forward and loss; weights, optimizer and spectra stay
     fp32) or "auto" (bf16 on CUDA, else fp32). ``fused_adam``: None = fused on CUDA. ``sync_every_step``: read
     the loss on the host every step (exact NaN step, progress-bar loss); None = only on the CPU, where it is
-    free. Without it a non-finite loss is still caught with its step, at the next tracking point or checkpoint.
+    free. Without it a non-finite loss is still caught with its step, at the next tracking point or
+    checkpoint.
     """
 
     precision: str = "fp32"

@@ -1,4 +1,5 @@
 """This process's place in a torch.distributed group (one process when none is initialized)."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """The learning-rate schedule and the steps at which the tracker records."""
+
 from __future__ import annotations
 
 import math
@@ -28,6 +29,8 @@ def tracking_steps(total_steps: int, per_decade: int) -> list[int]:
 def steps_per_epoch(num_train: int, batch_size: int, *, subset_setting: str = "train_subset") -> int:
     """Full batches per epoch (an incomplete last batch is dropped)."""
     if num_train < batch_size:
-        raise ValueError(f"batch_size={batch_size} exceeds the {num_train} training images: raise "
-                         f"{subset_setting} (0 = the whole split) to at least {batch_size}")
+        raise ValueError(
+            f"batch_size={batch_size} exceeds the {num_train} training images: raise "
+            f"{subset_setting} (0 = the whole split) to at least {batch_size}"
+        )
     return num_train // batch_size

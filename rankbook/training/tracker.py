@@ -7,6 +7,7 @@ initial products, the stable ranks, and the top singular vectors of each
 head's Δ (to tell heads that learned the same direction from heads that learned
 different ones).
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -23,13 +24,18 @@ def all_finite(weights: Mapping[str, torch.Tensor]) -> bool:
     return bool(torch.stack([torch.isfinite(w).all() for w in weights.values()]).all())
 
 
-def measure(weights: Mapping[str, torch.Tensor], initial: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Singular values of every head's Δ: ``delta_qk`` and ``delta_vo``, each ``[layers, heads, 2·d_head]``."""
-    return {f"delta_{kind}": spectra.delta_svdvals(weights, initial, kind).float().cpu() for kind in ("qk", "vo")}
+def measure(
+    weights: Mapping[str, torch.Tensor], initial: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Singular values of every head's Δ: ``delta_qk``, ``delta_vo``, each ``[layers, heads, 2·d_head]``."""
+    return {
+        f"delta_{kind}": spectra.delta_svdvals(weights, initial, kind).float().cpu() for kind in ("qk", "vo")
+    }
 
 
-def stack(records: list[dict[str, Any]], initial: Mapping[str, torch.Tensor],
-          final: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+def stack(
+    records: list[dict[str, Any]], initial: Mapping[str, torch.Tensor], final: Mapping[str, torch.Tensor]
+) -> dict[str, np.ndarray]:
     """The run's arrays: one row per tracking step, plus the initial spectra and the final top vectors."""
     scalars = [k for k in records[0] if k not in SPECTRA]
     out = {k: np.asarray([r[k] for r in records]) for k in scalars}

@@ -5,6 +5,7 @@ seed); its results key hashes exactly the values that shape the run (see
 :meth:`ViTTask.config_dict`), including the data's fingerprint, so a stored
 run is found without loading any data, and never reused for other data.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,9 +25,24 @@ from rankbook.training.options import FitOptions
 from rankbook.training.schedule import steps_per_epoch
 
 #: the settings that shape a run's results (with data set, init scale and seed)
-RUN_FIELDS = ("train_subset", "test_subset", "data_seed", "image_size", "patch_size", "d_model", "depth",
-              "heads", "d_head", "mlp_dim", "epochs", "warmup_epochs", "batch_size", "lr", "augment",
-              "scale_norms")
+RUN_FIELDS = (
+    "train_subset",
+    "test_subset",
+    "data_seed",
+    "image_size",
+    "patch_size",
+    "d_model",
+    "depth",
+    "heads",
+    "d_head",
+    "mlp_dim",
+    "epochs",
+    "warmup_epochs",
+    "batch_size",
+    "lr",
+    "augment",
+    "scale_norms",
+)
 
 
 class ViTTask:
@@ -38,11 +54,21 @@ class ViTTask:
     05's smaller run (``sweep_train_subset`` images for ``sweep_epochs``).
     """
 
-    def __init__(self, settings: ViTSettings, dataset: str, init_scale: float, seed: int, *, sweep: bool = False,
-                 data: tuple[images.ImageData, images.ImageData] | None = None):
+    def __init__(
+        self,
+        settings: ViTSettings,
+        dataset: str,
+        init_scale: float,
+        seed: int,
+        *,
+        sweep: bool = False,
+        data: tuple[images.ImageData, images.ImageData] | None = None,
+    ):
         if sweep:
-            settings = settings.replace(train_subset=settings.sweep_train_subset or settings.train_subset,
-                                        epochs=settings.sweep_epochs or settings.epochs)
+            settings = settings.replace(
+                train_subset=settings.sweep_train_subset or settings.train_subset,
+                epochs=settings.sweep_epochs or settings.epochs,
+            )
         self.settings, self.dataset = settings, dataset
         self.init_scale, self.seed = float(init_scale), int(seed)
         self.name = f"vit-{dataset}-scale{self.init_scale:g}-seed{self.seed}"
@@ -55,23 +81,40 @@ class ViTTask:
     def config_dict(self) -> dict[str, Any]:
         s = self.settings
         data = self._fingerprint or images.fingerprint(self.dataset)
-        return {"kind": "vit", "dataset": self.dataset, "data": data,
-                **{k: getattr(s, k) for k in RUN_FIELDS}, "init_scale": self.init_scale, "seed": self.seed}
+        return {
+            "kind": "vit",
+            "dataset": self.dataset,
+            "data": data,
+            **{k: getattr(s, k) for k in RUN_FIELDS},
+            "init_scale": self.init_scale,
+            "seed": self.seed,
+        }
 
     def data(self) -> tuple[images.ImageData, images.ImageData]:
         """The train and test splits (subsets stratified by class), loaded once."""
         if self._data is None:
             s = self.settings
             kw = dict(seed=s.data_seed, image_size=s.image_size)
-            self._data = (images.load_split(self.dataset, "train", subset=s.train_subset or None, **kw),
-                          images.load_split(self.dataset, "test", subset=s.test_subset or None, **kw))
+            self._data = (
+                images.load_split(self.dataset, "train", subset=s.train_subset or None, **kw),
+                images.load_split(self.dataset, "test", subset=s.test_subset or None, **kw),
+            )
         return self._data
 
     def model_config(self) -> ViTConfig:
         s = self.settings
-        return ViTConfig(image_size=s.image_size, patch_size=s.patch_size, num_classes=len(self.data()[0].classes),
-                         d_model=s.d_model, depth=s.depth, heads=s.heads, d_head=s.d_head, mlp_dim=s.mlp_dim,
-                         init_scale=self.init_scale, scale_norms=s.scale_norms)
+        return ViTConfig(
+            image_size=s.image_size,
+            patch_size=s.patch_size,
+            num_classes=len(self.data()[0].classes),
+            d_model=s.d_model,
+            depth=s.depth,
+            heads=s.heads,
+            d_head=s.d_head,
+            mlp_dim=s.mlp_dim,
+            init_scale=self.init_scale,
+            scale_norms=s.scale_norms,
+        )
 
     def build_model(self) -> torch.nn.Module:
         torch.manual_seed(self.seed)
@@ -112,7 +155,7 @@ class ViTTask:
             order = torch.randperm(len(self.train_y), generator=gen)
             self._order = (epoch, order.to(self.train_y.device))  # once per epoch, not once per step
         b = self.settings.batch_size
-        return self._order[1][i * b:(i + 1) * b]
+        return self._order[1][i * b : (i + 1) * b]
 
     def train_batch(self, step: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         self._on(device)
@@ -134,8 +177,8 @@ class ViTTask:
         correct = torch.zeros((), dtype=torch.int64, device=device)
         b = self.settings.eval_batch_size
         for i in range(0, len(self.test_y), b):
-            logits = model(images.normalize(self.test_x[i:i + b], self.mean, self.std)).float()
-            y = self.test_y[i:i + b]
+            logits = model(images.normalize(self.test_x[i : i + b], self.mean, self.std)).float()
+            y = self.test_y[i : i + b]
             loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
             correct += (logits.argmax(-1) == y).sum()
         n = len(self.test_y)
@@ -143,8 +186,12 @@ class ViTTask:
 
     def describe(self) -> dict[str, Any]:
         train, test = self.data()
-        return {"train_images": len(train), "test_images": len(test), "classes": len(train.classes),
-                "data": {"train": train.description, "test": test.description}}
+        return {
+            "train_images": len(train),
+            "test_images": len(test),
+            "classes": len(train.classes),
+            "data": {"train": train.description, "test": test.description},
+        }
 
 
 def _contents_fingerprint(splits: tuple[images.ImageData, ...]) -> str:
@@ -156,7 +203,9 @@ def _contents_fingerprint(splits: tuple[images.ImageData, ...]) -> str:
     return f"sha256:{digest.hexdigest()[:16]}"
 
 
-def task(settings: ViTSettings, dataset: str, init_scale: float, seed: int, *, sweep: bool = False) -> ViTTask:
+def task(
+    settings: ViTSettings, dataset: str, init_scale: float, seed: int, *, sweep: bool = False
+) -> ViTTask:
     """The task of one run (for analyses that need its model, batches or loss)."""
     return ViTTask(settings, dataset, init_scale, seed, sweep=sweep)
 
@@ -173,12 +222,27 @@ def require_data(settings: ViTSettings) -> None:
         raise images.DataNotFoundError("\n\n".join(missing))
 
 
-def run(settings: ViTSettings, dataset: str, init_scale: float, seed: int, *, sweep: bool = False,
-        train_missing: bool = True, root: Path | None = None, progress: bool = True) -> results.Result | None:
-    """The result of one ViT run: stored, else trained (resuming if killed); None if not stored and not trained."""
+def run(
+    settings: ViTSettings,
+    dataset: str,
+    init_scale: float,
+    seed: int,
+    *,
+    sweep: bool = False,
+    train_missing: bool = True,
+    root: Path | None = None,
+    progress: bool = True,
+) -> results.Result | None:
+    """The result of one ViT run: stored, else trained (resuming if killed), else None (train_missing=False)."""
     if train_missing:
         require_data(settings)
-    return loop.fit(ViTTask(settings, dataset, init_scale, seed, sweep=sweep), root=root, device=settings.device,
-                    options=FitOptions(precision=settings.precision, compile=settings.compile),
-                    checkpoint_every=settings.checkpoint_every, track_per_decade=settings.track_per_decade,
-                    progress=progress, train_missing=train_missing)
+    return loop.fit(
+        ViTTask(settings, dataset, init_scale, seed, sweep=sweep),
+        root=root,
+        device=settings.device,
+        options=FitOptions(precision=settings.precision, compile=settings.compile),
+        checkpoint_every=settings.checkpoint_every,
+        track_per_decade=settings.track_per_decade,
+        progress=progress,
+        train_missing=train_missing,
+    )
