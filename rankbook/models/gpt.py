@@ -124,7 +124,7 @@ class GPT(nn.Module):
         return x @ self.tok_embed.weight.T if self.unembed is None else self.unembed(x)
 
     def loss(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Next-token cross-entropy (nats) of ``tokens [batch, n+1]``: inputs ``[:, :-1]``, targets ``[:, 1:]``."""
+        """Cross-entropy (nats) of ``tokens [batch, n+1]`` (inputs ``[:, :-1]``, targets ``[:, 1:]``)."""
         logits = self(tokens[:, :-1])
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
 

@@ -233,7 +233,7 @@ def run(
     root: Path | None = None,
     progress: bool = True,
 ) -> results.Result | None:
-    """The result of one ViT run: stored, else trained (resuming if killed), else None (train_missing=False)."""
+    """One ViT run's result: stored, else trained (resuming if killed), else None (train_missing=False)."""
     if train_missing:
         require_data(settings)
     return loop.fit(
