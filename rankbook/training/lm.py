@@ -24,6 +24,7 @@ from rankbook.models.gpt import GPT, GPTConfig
 from rankbook.settings.lm import LMSettings
 from rankbook.store import results
 from rankbook.training import loop
+from rankbook.training.options import FitOptions
 
 #: the settings that fix a run's results (the results key hashes them, with the seed)
 RESULT_FIELDS = (
@@ -170,6 +171,7 @@ def run(
         task(settings, seed, lora_rank=lora_rank),
         root=root,
         device=settings.device,
+        options=FitOptions(precision=settings.precision, compile=settings.compile),
         checkpoint_every=settings.checkpoint_every,
         track_per_decade=settings.track_per_decade,
         progress=progress,
