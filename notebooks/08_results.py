@@ -59,8 +59,8 @@ glue("ch08_tally", ", ".join(f"{n} {verdict}" for verdict, n in counts.items()) 
 # {glue:text}`ch08_n_claims` claims; their verdicts: {glue:text}`ch08_tally`.
 #
 # ```{admonition} How to read the table
-# *paper* names the figure or section where the paper makes the claim. The
-# three middle columns are this book's measurements at each scale:
+# Each claim names, in brackets, the figure or section where the paper makes
+# it. The three middle columns are this book's measurements at each scale:
 # **fast** is the run this site was built from (CPU, minutes, a small model
 # and data set), **reference** a stored run closer to the paper's settings
 # (CPU-hours), **paper scale** a stored run with the paper's settings (GPU);

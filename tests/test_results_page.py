@@ -18,12 +18,13 @@ def test_tiers_become_columns_and_the_largest_tier_gives_the_verdict():
     rows = [_row("fast", "stable rank 2.1", "holds"), _row("paper", "stable rank 1.3", "holds"),
             _row("fast", "0.4", "does not hold", claim="rank rises", chapter="06")]
     out = results.claim_rows(rows, STEMS)
-    assert [r["claim"] for r in out] == ["Δ is low-rank", "rank rises"]
+    claimed = [r["claim (where in the paper)"] for r in out]
+    assert claimed == ["Δ is low-rank (Fig. 1a)", "rank rises (Fig. 1a)"]
     first = out[0]
     assert first["fast (this build)"] == "stable rank 2.1" and first["reference"] == results.MISSING
     assert first["paper scale"] == "stable rank 1.3" and first["verdict"] == "holds (paper)"
     assert out[1]["verdict"] == "does not hold (fast)"
-    assert out[1]["chapter"].href == "06_language.html" and str(out[1]["chapter"]) == "06"
+    assert out[1]["ch."].href == "06_language.html" and str(out[1]["ch."]) == "06"
 
 
 def test_a_smaller_tier_that_disagrees_shows_its_own_verdict():
@@ -46,6 +47,11 @@ def test_table_reads_the_chapters_records(tmp_path, monkeypatch):
     table = results.claims_table("fast", STEMS)
     assert len(table.rows) == 2 and results.tally(table) == {"holds": 1, "does not hold": 1}
     assert '<a href="04_vit_spectra.html">04</a>' in table._repr_html_()
+    assert "reference" not in table.columns
+    assert table.title.endswith("no reference or paper scale runs stored")
+    claims.record("fast", "06_language", [_row("paper", "0.2", "holds", claim="rank rises", chapter="06")])
+    table = results.claims_table("fast", STEMS)
+    assert table.columns[1:3] == ["fast (this build)", "paper scale"] and "no reference runs" in table.title
 
 
 def test_results_page_is_stale_when_a_chapter_records_claims_after_it(tmp_path, monkeypatch):

@@ -14,7 +14,8 @@ figure at no less than its own size (figures are drawn at 96 dpi with text of
 at least 9 pt, so a figure shrunk by the page would show smaller text) and
 at least :data:`MIN_FIGURE_PX` wide; keep every table's columns apart (the
 text of neighbouring cells at least :data:`MIN_COLUMN_GAP_PX` apart, so
-"25 | 2.5" never reads "252.5"); show no error in cell outputs.
+"25 | 2.5" never reads "252.5") and every table within the column or in a
+sideways-scrolling box (never cut off); show no error in cell outputs.
 """
 from __future__ import annotations
 
@@ -70,7 +71,13 @@ TABLES_JS = """() => Array.from(document.querySelectorAll('article table')).map(
       if (boxes[i] && boxes[i + 1]) gaps.push(boxes[i + 1].left - boxes[i].right);
     return {cells: row.cells.length, gaps: gaps};
   });
-  return {caption: (t.caption ? t.caption.innerText : t.innerText).slice(0, 60), rows: rows};
+  const article = document.querySelector('article') || document.body;
+  let scrolls = false;
+  for (let e = t.parentElement; e && e !== article; e = e.parentElement)
+    if (['auto', 'scroll'].includes(getComputedStyle(e).overflowX)) scrolls = true;
+  const fits = t.getBoundingClientRect().right <= article.getBoundingClientRect().right + 1;
+  return {caption: (t.caption ? t.caption.innerText : t.innerText).slice(0, 60), rows: rows,
+          reachable: fits || scrolls};
 })"""
 
 
@@ -173,6 +180,7 @@ def test_page_renders_cleanly(browser_page, page_path):
     for table in page.evaluate(TABLES_JS):
         counts = {r["cells"] for r in table["rows"]}
         assert len(counts) == 1, f"{page_path}: table {table['caption']!r} has rows of {sorted(counts)} cells"
+        assert table["reachable"], f"{page_path}: table {table['caption']!r} is cut off (wider, no scroll)"
         gaps = [g for r in table["rows"] for g in r["gaps"]]
         assert not gaps or min(gaps) >= MIN_COLUMN_GAP_PX, \
             f"{page_path}: table {table['caption']!r}: cells {min(gaps):.1f} px apart, columns run together"

@@ -42,7 +42,7 @@ def claim_rows(rows: Sequence[Mapping[str, Any]], stems: Sequence[str]) -> list[
     out = []
     for (chapter, claim, paper), tiers in grouped.items():
         top = next(t for t in reversed(claims.TIERS) if t in tiers)
-        row: dict[str, Any] = {"claim": claim, "paper": paper}
+        row: dict[str, Any] = {"claim (where in the paper)": f"{claim} ({paper})"}
         for tier, column in TIER_COLUMNS.items():
             found = tiers.get(tier)
             cell = MISSING if found is None else str(found["measured"])
@@ -50,7 +50,7 @@ def claim_rows(rows: Sequence[Mapping[str, Any]], stems: Sequence[str]) -> list[
                 cell += f" ({found['verdict']})"
             row[column] = cell
         row["verdict"] = f"{tiers[top]['verdict']} ({top})"
-        row["chapter"] = chapter_link(chapter, stems)
+        row["ch."] = chapter_link(chapter, stems)
         out.append(row)
     return out
 
@@ -64,8 +64,12 @@ def claims_table(profile: str, stems: Sequence[str] | None = None) -> Table:
 
         stems = [p.stem for p in runner.available()] or sorted({r["chapter"] for r in found})
     rows = claim_rows(found, stems)
-    columns = ["claim", "paper", *TIER_COLUMNS.values(), "verdict", "chapter"]
-    title = f"Claims checked by the book ({len(rows)}), built with the {profile} profile"
+    # a scale with no stored run anywhere gets no column (the title says so) rather than a column of "not run"
+    measured = [t for t in claims.TIERS if any(r["tier"] == t for r in found)] or ["fast"]
+    columns = ["claim (where in the paper)", *(TIER_COLUMNS[t] for t in measured), "verdict", "ch."]
+    absent = [TIER_COLUMNS[t] for t in claims.TIERS if t not in measured]
+    title = f"Claims checked by the book ({len(rows)}), built with the {profile} profile" + (
+        f"; no {' or '.join(absent)} runs stored" if absent else "")
     return Table(rows, columns, title=title)
 
 

@@ -140,5 +140,6 @@ class Table:
                        for r, lr in zip(self.cells(), links))
         caption = (f'<caption style="{_CAPTION_STYLE}">{html.escape(self.title)}</caption>'
                    if self.title else "")
-        return (f'<table class="rankbook-table" style="{_TABLE_STYLE}">{caption}'
-                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        # a table wider than the page scrolls sideways instead of being cut off
+        return (f'<div style="overflow-x:auto;max-width:100%"><table class="rankbook-table" '
+                f'style="{_TABLE_STYLE}">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
