@@ -61,3 +61,17 @@ def test_template_is_a_chapter_shape_kept_out_of_the_book():
     tags = [set(c.metadata.get("tags", [])) for c in cells]
     assert {"parameters"} in tags and any("colab-setup" in t for t in tags)
     assert any("{glue:figure}" in c.source for c in cells if c.cell_type == "markdown")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_notebooks_define_no_functions_or_classes(source):
+    """Notebooks tell the story; rankbook holds the logic (CONTRIBUTING.md, "A chapter's shape")."""
+    import ast
+
+    for cell in jupytext.read(source).cells:
+        if cell.cell_type == "code":
+            lines = cell.source.splitlines()
+            code = "\n".join(line for line in lines if not line.lstrip().startswith(("%", "!")))
+            defined = [n.name for n in ast.walk(ast.parse(code))
+                       if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+            assert not defined, f"{source.name} defines {defined} in a cell: move them into rankbook/"
