@@ -240,7 +240,9 @@ glue("ch03_fig_separation", toy_figures.separation(sep_rows, runs, subtitle), di
 glue_all("ch03", {"widths": " → ".join(f"{w:.3f}" for w in widths),
                   "gaps": " → ".join(f"{g:.3f}" for g in gaps),
                   "alpha_range": f"{sep_rows[0]['α']:g} to {sep_rows[-1]['α']:g}",
-                  "overlap": "some jumps overlap" if min(gaps) < 0 else "all positive: no two jumps overlap"})
+                  "overlap": ("negative, i.e. overlapping jumps, at α = "
+                              + ", ".join(f"{r['α']:g}" for r, g in zip(sep_rows, gaps) if g < 0))
+                  if min(gaps) < 0 else "all positive: no two jumps overlap"})
 
 # %% [markdown]
 # ```{glue:figure} ch03_fig_separation

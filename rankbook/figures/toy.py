@@ -5,6 +5,7 @@ finished figure; the subtitle (data, profile, settings) comes from the caller.
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from rankbook.figures import style
@@ -112,10 +113,12 @@ def optimizers(runs: dict, teacher_vo, subtitle: str):
 
 
 def perturbations(net, reference, experiments, coords, title: str, subtitle: str, labels=None):
-    """One panel per kick (entries: perturbed solid, unperturbed dashed), a last panel with ‖Δ(u⊙v)‖."""
+    """One panel per kick (entries: perturbed solid, unperturbed dashed, reference dotted), a last panel with
+    ‖Δ(u⊙v)‖ per kick (dark to light in panel order); the coordinates' legend goes under the panels."""
     n = len(experiments)
     fig, axes = style.figure(1, n + 1)
     names = [net.coordinate_name(i) for i in coords]
+    shades = plt.cm.viridis(np.linspace(0.0, 0.85, n))
     for col, exp in enumerate(experiments):
         ax = axes[0, col]
         plot_entries(ax, reference, coords, names, linestyle=":", legend=False)
@@ -123,16 +126,23 @@ def perturbations(net, reference, experiments, coords, title: str, subtitle: str
         plot_entries(ax, exp.reference, coords, names, linestyle="--", legend=False)
         ax.set_xlim(exp.tau - 0.02, exp.reference.tau[-1] + 0.01)
         ax.set_title(labels[col] if labels else f"kick at τ = {exp.tau:.3f}")
-    axes[0, 0].set_ylabel("u_i v_i")
-    axes[0, 0].legend(fontsize=9)
-    last = axes[0, n]
-    for col, exp in enumerate(experiments):
         t = exp.reference.t - exp.reference.t[0]
-        last.semilogy(t, np.maximum(exp.distance, 1e-16), color=f"C{col}",
-                      label=labels[col] if labels else f"τ = {exp.tau:.3f}")
-    last.set(xlabel="gradient-flow time since the kick", ylabel="‖Δ(u⊙v)‖", title="distance")
-    last.legend()
-    return style.finish(fig, title, subtitle)
+        axes[0, n].semilogy(t, np.maximum(exp.distance, 1e-16), color=shades[col])
+    axes[0, 0].set_ylabel("u_i v_i")
+    axes[0, n].set(xlabel="gradient-flow time since the kick", ylabel="‖Δ(u⊙v)‖", title="distance, per kick")
+    handles, texts = axes[0, 0].get_legend_handles_labels()
+    style.finish(fig, title, subtitle)
+    return _legend_below(fig, handles, texts)
+
+
+def _legend_below(fig, handles, texts, rows: int = 2):
+    """A figure legend under the panels (inside one it would cover the curves); grows the figure for it."""
+    w, h = fig.get_size_inches()
+    extra = rows * 0.28 + 0.1
+    fig.set_size_inches(w, h + extra)
+    fig.subplots_adjust(bottom=fig.subplotpars.bottom * h / (h + extra) + extra / (h + extra))
+    fig.legend(handles, texts, loc="lower center", ncol=int(np.ceil(len(texts) / rows)), frameon=False)
+    return fig
 
 
 def saddle_decay(experiments, subtitle: str):

@@ -55,14 +55,18 @@ def gradient_descent(loss_and_grad: LossAndGrad, theta0: np.ndarray, alpha: floa
                       time.perf_counter() - start, f"{name} lr={lr:g}")
 
 
-def largest_loss_rise(traj: Trajectory) -> float:
-    """max over consecutive records of L[k+1] / L[k] − 1: ≤ 0 for a run whose loss never goes up.
+def largest_loss_rise(traj: Trajectory, floor: float = 0.0) -> float:
+    """max over consecutive records with L[k] > ``floor`` of L[k+1] / L[k] − 1 (≤ 0: the loss never rises).
 
     Gradient flow never increases the loss, so a rise is GD (or a solver) leaving the flow.
+    ``floor`` (e.g. :data:`rankbook.theory.flow.ROUNDING_FLOOR`) skips the records where the
+    loss is rounding noise. NaN if no record is above it.
     """
     loss = np.asarray(traj.loss, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.nanmax(loss[1:] / loss[:-1]) - 1.0)
+        ratio = loss[1:] / loss[:-1]
+    ratio = ratio[loss[:-1] > floor]
+    return float(np.nanmax(ratio) - 1.0) if ratio.size else float("nan")
 
 
 def top_hessian_eigenvalue(loss_and_grad: LossAndGrad, theta: np.ndarray, *, steps: int = 40,

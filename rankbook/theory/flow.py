@@ -33,6 +33,9 @@ from rankbook.theory.diagonal import (
 )
 
 LossAndGrad = Callable[..., "tuple[float, np.ndarray]"]
+#: losses below this are rounding noise of the log-coordinate state: at α = 1e-32 a learned negative product
+#: has log w ≈ −150, so w carries a relative error ~150 ε and the toy loss bottoms out at ~1e-26..1e-25
+ROUNDING_FLOOR = 1e-22
 
 
 def log_inverse(alpha: float) -> float:
