@@ -218,19 +218,10 @@ glue_all("ch02", {
 # survives?
 
 # %%
-a_opt = settings.optimizer_alpha
-theta0 = np.concatenate(toy.diagonal_init(settings, a_opt))
-times = flow.record_times(a_opt, settings.tau_max, 300)
-opt_runs = {"gradient flow": toy.flow_run(net, settings, a_opt)}
-for lr in (settings.gd_lr, settings.large_lr):
-    opt_runs[f"GD lr {lr:g}"] = descent.gradient_descent(net.loss_and_grad, theta0, a_opt, lr, times)
-opt_runs[f"SGD lr {settings.gd_lr:g}, batch 32"] = descent.gradient_descent(
-    net.loss_and_grad, theta0, a_opt, settings.gd_lr, times, batch_size=32, n_samples=settings.n_samples)
-opt_runs[f"Adam lr {settings.adam_lr:g}"] = descent.gradient_descent(
-    net.loss_and_grad, theta0, a_opt, settings.adam_lr, settings.adam_lr * np.arange(settings.adam_steps + 1),
-    optimizer="adam")
+opt_runs = toy.optimizer_runs(net, settings)
 opt_rows = descent.optimizer_rows(net, opt_runs, settings.active_threshold)
-tables.Table(opt_rows, title=f"Optimizers at α = {a_opt:g} (Adam's τ = lr × steps / log(1/α): nominal)")
+tables.Table(opt_rows, title=f"Optimizers at α = {settings.optimizer_alpha:g} "
+             "(Adam's τ = lr × steps / log(1/α): a nominal clock)")
 
 # %% tags=["hide-input"]
 lam_diag = descent.top_hessian_eigenvalue(net.loss_and_grad, opt_runs["gradient flow"].theta[-1])
@@ -258,18 +249,9 @@ glue_all("ch02", {"lam_diag": f"{lam_diag:.1f}", "lr_diag": f"{2 / lam_diag:.4f}
 # ```
 
 # %% tags=["hide-input"]
-chapter, tier = "02_toy", stages.tier(profile)
-smallest = min(settings.alphas)
-small_row = next(r for r in switches if r["α"] == smallest)
-claims.record(profile, chapter, [
-    claims.row("As α → 0, one diagonal entry switches on per stage: those of the teacher", "Figs. 2a-c, 6-8",
-               tier, f"flow at α={smallest:g} switches on {small_row['switched on']} coordinates "
-                     f"(teacher: {teacher.coords.size}); max onset error vs Algorithm 1 "
-                     f"{errors[smallest]:.3f}",
-               stages.verdict(small_row["same as the teacher's"]), chapter),
-    claims.row("Full weights learn singular values incrementally", "Fig. 2d-f", tier,
-               f"singular-value onsets (τ) {stages.onsets_text(onsets)}",
-               stages.verdict(all(stages.one_at_a_time(ts) for ts in onsets.values())), chapter)])
+chapter = "02_toy"
+claims.record(profile, chapter, stages.toy_claims(stages.tier(profile), chapter, switches, errors, onsets,
+                                                  teacher.coords.size))
 atomic.write_json(paths.output_dir(profile, chapter) / "summary.json", {
     "profile": profile, "settings": settings.as_dict(), "switches": switches,
     "stage_times": {str(s): r for s, r in per_seed.items()},

@@ -260,21 +260,9 @@ glue_all("ch03", {"widths": " → ".join(f"{w:.3f}" for w in widths),
 # ```
 
 # %% tags=["hide-input"]
-chapter, tier = "03_assumptions", stages.tier(profile)
-saddle_ok = all(r["decay end / start"] < 1e-3 for r in saddle_rows)
-jump_ok = all(r["new coordinate kicked"] for r in jump_rows) and all(
-    r["perturbed: min distance"] <= max(2 * r["unperturbed: min distance"], 1e-6) for r in targeted)
-claims.record(profile, chapter, [
-    claims.row("Plateaus are strict local minima: kicks decay", "Fig. 9, Assumption 4.3", tier,
-               "‖Δ(u⊙v)‖ end/start at θ^k " + ", ".join(f"{r['decay end / start']:.1e}" for r in saddle_rows),
-               stages.verdict(saddle_ok), chapter),
-    claims.row("Kicked jumps reach the next saddle θ^{k+1}", "Fig. 10, Assumption 4.4", tier,
-               "min distance to θ^{k+1} " + ", ".join(f"{r['perturbed: min distance']:.1e}"
-                                                       for r in targeted),
-               stages.verdict(jump_ok), chapter),
-    claims.row("Stages separate as α → 0", "appendix A, Assumption 4.2", tier,
-               f"widest jump {' → '.join(f'{w:.3f}' for w in widths)}",
-               stages.verdict(stages.decreasing(widths)), chapter)])
+chapter = "03_assumptions"
+claims.record(profile, chapter, assumptions.claim_rows(stages.tier(profile), chapter, saddle_rows, jump_rows,
+                                                       widths))
 atomic.write_json(paths.output_dir(profile, chapter) / "summary.json", {
     "profile": profile, "settings": settings.as_dict(), "plateaus": plateau_rows, "saddles": saddle_rows,
     "jumps": jump_rows, "separation": sep_rows})

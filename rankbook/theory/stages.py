@@ -143,3 +143,20 @@ def onsets_text(onsets: dict[str, list[float | None]]) -> str:
     """"name: τ1, τ2, never; ..." for the singular-value onsets of each product."""
     return "; ".join(f"{name}: " + ", ".join("never" if t is None else f"{t:.3f}" for t in times)
                      for name, times in onsets.items())
+
+
+def toy_claims(tier_name: str, chapter: str, switches: list[dict], errors: dict, onsets: dict,
+               n_teacher: int) -> list[dict]:
+    """Chapter 02's claims rows: switches at the smallest α (counted on the flow), full-weight onsets."""
+    from rankbook.analysis import claims
+
+    small = min(switches, key=lambda r: r["α"])
+    return [
+        claims.row("As α → 0, one diagonal entry switches on per stage: those of the teacher",
+                   "Figs. 2a-c, 6-8", tier_name,
+                   f"flow at α={small['α']:g} switches on {small['switched on']} coordinates (teacher: "
+                   f"{n_teacher}); max onset error vs Algorithm 1 {errors[small['α']]:.3f}",
+                   verdict(small["same as the teacher's"]), chapter),
+        claims.row("Full weights learn singular values incrementally", "Fig. 2d-f", tier_name,
+                   f"singular-value onsets (τ) {onsets_text(onsets)}",
+                   verdict(all(one_at_a_time(times) for times in onsets.values())), chapter)]

@@ -146,3 +146,21 @@ def singular_value_paths(full: FullAttentionHead, traj, k: int = 5) -> tuple[np.
         qk.append(np.linalg.svd(a, compute_uv=False)[:k])
         vo.append(np.linalg.svd(b, compute_uv=False)[:k])
     return np.array(qk), np.array(vo)
+
+
+def optimizer_runs(net: DiagonalAttentionHead, settings: ToySettings) -> dict:
+    """From one α θ_0 (α = ``optimizer_alpha``): the flow, GD at two steps, SGD (batch 32) and Adam."""
+    from rankbook.theory import descent
+
+    alpha = settings.optimizer_alpha
+    theta0 = np.concatenate(diagonal_init(settings, alpha))
+    times = flow.record_times(alpha, settings.tau_max, 300)
+    runs = {"gradient flow": flow_run(net, settings, alpha)}
+    for lr in (settings.gd_lr, settings.large_lr):
+        runs[f"GD lr {lr:g}"] = descent.gradient_descent(net.loss_and_grad, theta0, alpha, lr, times)
+    runs[f"SGD lr {settings.gd_lr:g}, batch 32"] = descent.gradient_descent(
+        net.loss_and_grad, theta0, alpha, settings.gd_lr, times, batch_size=32, n_samples=settings.n_samples)
+    adam_times = settings.adam_lr * np.arange(settings.adam_steps + 1)
+    runs[f"Adam lr {settings.adam_lr:g}"] = descent.gradient_descent(
+        net.loss_and_grad, theta0, alpha, settings.adam_lr, adam_times, optimizer="adam")
+    return runs
