@@ -73,6 +73,20 @@ def test_finish_raises_small_text_and_wraps_long_subtitles(recwarn):
     assert max(a.get_position().y1 for a in fig.axes) < title.get_window_extent(renderer).y0 / fig.bbox.height
 
 
+def test_a_legend_outside_the_axes_still_fits_the_column():
+    fig, axes = style.figure(1, 2)
+    for ax in axes.flat:
+        for i in range(6):
+            ax.plot([0, i], label=f"a rather long legend entry {i}")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=6)
+    axes[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    style.finish(fig, "t")
+    assert fig.legends[0]._ncols < 6
+    saved = fig.get_tightbbox(fig.canvas.get_renderer()).width
+    assert saved <= style.COLUMN_IN + 0.02, f"saved figure {saved:.2f} in wide"
+
+
 def test_figures_live_outside_pyplot_so_a_kernel_never_shows_them_by_itself():
     fig, _ = style.figure(1, 2)
     assert not matplotlib.pyplot.get_fignums() and fig.canvas.get_renderer() is not None

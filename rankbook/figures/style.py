@@ -129,7 +129,29 @@ def finish(fig, title: str, subtitle: str = "", *, min_font: float = MIN_FONT_PT
     fig.set_size_inches(w, h + (text.count("\n") + 1) * size * 1.3 / 72)
     enforce_min_font(fig, min_font)
     fig.tight_layout()
+    fit_column(fig)
     return fig
+
+
+def fit_column(fig, column_in: float = COLUMN_IN) -> None:
+    """Narrow ``fig`` until what is saved (its tight box: legends or labels outside the axes included) is
+    no wider than the column, so the page never shrinks it (and its text)."""
+    renderer = fig.canvas.get_renderer()
+    for legend in list(fig.legends):  # a figure-wide legend wider than the column: fewer entries per row
+        width = legend.get_window_extent(renderer).width / fig.dpi
+        if width > column_in and legend._ncols > 1:
+            ncols = max(1, int(legend._ncols * column_in / width))
+            handles, labels = legend.legend_handles, [t.get_text() for t in legend.texts]
+            loc, frameon = legend._loc, legend.get_frame_on()
+            legend.remove()
+            fig.legend(handles, labels, loc=loc, ncols=ncols, frameon=frameon)
+    for _ in range(3):
+        extent = fig.get_tightbbox(renderer).width  # inches
+        if extent <= column_in + 0.01:
+            return
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(max(w - (extent - column_in) - 0.02, 1.0), h)
+        fig.tight_layout()
 
 
 def enforce_min_font(fig, min_font: float = MIN_FONT_PT) -> None:
