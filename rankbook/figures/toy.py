@@ -46,17 +46,19 @@ def algorithm1_overlay(net, result, runs: dict, tau_max: float, subtitle: str):
     edges = [0.0] + [s.time for s in result.stages] + [tau_max]
     for n, (alpha, traj) in enumerate(runs.items()):
         axes[0, 0].semilogy(traj.tau, traj.loss, color=f"C{n}", label=f"α = {alpha:g}")
-    axes[0, 0].stairs(np.maximum(plateau_losses, 1e-30), edges, color="k", ls="--", label="Algorithm 1")
+    axes[0, 0].stairs(np.maximum(plateau_losses, 1e-30), edges, baseline=None, color="k", ls="--",
+                      label="Algorithm 1")
     axes[0, 0].set(ylabel="training loss", title="loss", xlabel=TAU)
-    axes[0, 0].legend()
+    axes[0, 0].legend(loc="lower left")
     smallest = min(runs)
     order = [s.winner for s in result.stages]
     plot_entries(axes[0, 1], runs[smallest], order, [net.coordinate_name(i) for i in order])
     for n, s in enumerate(result.stages):
         axes[0, 1].axvline(s.time, color=f"C{n}", ls=":", lw=1)
     axes[0, 1].set(ylabel="u_i v_i", title=f"entries at α = {smallest:g}; dotted: T_k")
-    axes[0, 1].legend()
-    return style.finish(fig, "Algorithm 1 overlaid on gradient flow", subtitle)
+    handles, texts = axes[0, 1].get_legend_handles_labels()
+    style.finish(fig, "Algorithm 1 overlaid on gradient flow", subtitle)
+    return _legend_below(fig, handles, texts)
 
 
 def alpha_panels(net, runs: dict, what: str, teacher_coords, subtitle: str):
@@ -74,15 +76,16 @@ def alpha_panels(net, runs: dict, what: str, teacher_coords, subtitle: str):
         ax.set(title=f"α = {alpha:g}", xlabel=TAU)
     label = {"loss": "training loss", "qk": "entries of W_K W_Q^T", "vo": "entries of W_V W_O^T"}[what]
     axes[0, 0].set_ylabel(label)
-    if idx is not None:
-        axes[0, -1].legend()
-    grey = "" if idx is None else " (grey: entries the teacher does not have)"
-    return style.finish(fig, f"{label} against rescaled time, gradient flow{grey}", subtitle)
+    grey = "" if idx is None else " (grey: not in the teacher)"
+    style.finish(fig, f"{label}, gradient flow{grey}", subtitle)
+    if idx is None:
+        return fig
+    return _legend_below(fig, *axes[0, -1].get_legend_handles_labels(), rows=1)
 
 
 def full_weights(full_run, sv_qk, sv_vo, subtitle: str):
     """Singular values of W_K W_Q^T and W_V W_O^T and the loss of the full-weight head (Fig. 2d-f)."""
-    fig, axes = style.figure(1, 3)
+    fig, axes = style.figure(1, 3, width=2.3, height=2.6)
     axes[0, 0].plot(full_run.tau, sv_qk)
     axes[0, 1].plot(full_run.tau, sv_vo)
     axes[0, 2].semilogy(full_run.tau, full_run.loss)
@@ -94,22 +97,24 @@ def full_weights(full_run, sv_qk, sv_vo, subtitle: str):
 
 def optimizers(runs: dict, teacher_vo, subtitle: str):
     """Loss of flow / GD / SGD against τ, the teacher's VO entries under flow and GD, Adam's loss per step."""
-    fig, axes = style.figure(1, 3)
+    fig, axes = style.figure(1, 3, width=2.3, height=2.6)
     for n, (name, traj) in enumerate(runs.items()):
         adam = name.startswith("Adam")
         ax = axes[0, 2] if adam else axes[0, 0]
         x = np.arange(len(traj.t)) if adam else traj.tau
         ax.semilogy(x, np.where(np.isfinite(traj.loss), traj.loss, np.nan), color=f"C{n}", label=name)
         if name.startswith("GD") or name == "gradient flow":
-            for j, i in enumerate(teacher_vo):
-                label = name if j == 0 else None
-                axes[0, 1].plot(traj.tau, traj.beta[:, i], color=f"C{n}", lw=1, label=label)
+            for i in teacher_vo:
+                axes[0, 1].plot(traj.tau, traj.beta[:, i], color=f"C{n}", lw=1)
     axes[0, 0].set(title="flow, GD, SGD", xlabel=TAU, ylabel="training loss")
     axes[0, 1].set(title="teacher's VO entries", xlabel=TAU, ylabel="u_i v_i")
     axes[0, 2].set(title="Adam", xlabel="Adam step", ylabel="training loss")
-    for ax in axes[0]:
-        ax.legend()
-    return style.finish(fig, "Optimizers on the diagonal head", subtitle)
+    handles, texts = [], []
+    for ax in (axes[0, 0], axes[0, 2]):
+        h, t = ax.get_legend_handles_labels()
+        handles, texts = handles + h, texts + t
+    style.finish(fig, "Optimizers on the diagonal head", subtitle)
+    return _legend_below(fig, handles, texts)
 
 
 def perturbations(net, reference, experiments, coords, title: str, subtitle: str, labels=None):
