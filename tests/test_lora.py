@@ -132,6 +132,13 @@ def test_lm_task_trains_through_the_generic_loop_and_its_final_weights_reload(tm
         a["eval_loss"][-1], rel=1e-6
     )
     torch.testing.assert_close(initial["q"], task.build_model().attention_weights()["q"])
+    # the attention ablation is the sweep's rank 0; its share is the part of the whole drop it undoes
+    ablation = truncation.attention_ablation(task, result, "eval_loss")
+    sweep = truncation.task_rank_sweep(task, result, "eval_loss", ranks=[0, 8])
+    assert ablation["attention_at_init"] == pytest.approx(sweep["truncated"][0])
+    assert ablation["trained"] == pytest.approx(sweep["truncated"][-1]) == pytest.approx(a["eval_loss"][-1])
+    drop = ablation["model_at_init"] - ablation["trained"]
+    assert ablation["share"] == pytest.approx((ablation["attention_at_init"] - ablation["trained"]) / drop)
 
 
 def test_adapters_start_at_w0_train_only_low_rank_factors_and_keep_the_rest_trainable():
@@ -156,3 +163,26 @@ def test_adapters_start_at_w0_train_only_low_rank_factors_and_keep_the_rest_trai
     for k in adapters.KINDS:
         delta = adapters.fuse(model.attention_weights()[k] - w0[k])
         assert delta.abs().max() > 0 and (torch.linalg.matrix_rank(delta) <= 2).all()
+
+
+def test_sweep_and_lora_numbers():
+    sweep = {
+        "rank": np.array([0, 1, 2, 4]),
+        "truncated": np.array([0.2, 0.5, 0.59, 0.6]),
+        "null": np.array([0.2, 0.25, 0.3, 0.35]),
+        "null_std": np.zeros(4),
+    }
+    n = truncation.sweep_numbers(sweep)
+    assert (n["r95"], n["r99"], n["full_rank"], n["r95_share"], n["null95"]) == (
+        "2",
+        "4",
+        "4",
+        "50%",
+        "0.300",
+    )
+    flat = dict(sweep, truncated=np.array([0.2, 0.2, 0.2, 0.6]))
+    assert truncation.sweep_numbers(flat)["r95"] == "4"
+    rows = [{"rank r": 1, "LoRA from init": 2.0, "full training cut to r": 2.5, "full training": 1.8}]
+    assert "(better)" in truncation.lora_numbers(rows)["summary"]
+    claims_rows = truncation.lora_claims({"ViT": sweep}, rows, "fast", "07_lora")
+    assert claims_rows[0]["verdict"] == "needs a high rank"  # 95% at rank 2 of 4 is not a quarter

@@ -95,3 +95,23 @@ def test_missing_top_vectors_is_a_clear_error(tmp_path):
         scales.head_alignment(r)
     with pytest.raises(ValueError, match="heads >= 2"):
         scales.pairwise_alignment(np.ones((2, 1, 3)))
+
+
+def test_scale_numbers_and_claims_name_the_left_out_scales(tmp_path):
+    by_scale = {
+        1.0: [run(tmp_path, 6, 0.6, False, move=1.0)[0]],
+        0.1: [run(tmp_path, 7, 0.5, False, move=0.2)[0]],
+        0.01: [run(tmp_path, 8, 0.10, False)[0]],
+    }
+    rows = scales.diagnostics_rows(by_scale)
+    claim = scales.lower_rank_claim(rows)
+    text = scales.scale_numbers(rows, claim, d_model=D)
+    assert text["left_out"] == "0.01 (did not train)" and text["trained"] == "1, 0.1"
+    assert text["ranks"].count("(scale ") == 3
+    assert text["random_alignment"] == f"{scales.random_alignment(D):.2f}"
+    stored = {"reference": {1.0: by_scale[1.0][0]}, "paper": {}}
+    out = scales.scale_claims(rows, "fast", stored, [0, 1], "05_vit_init_scale")
+    assert [r["tier"] for r in out] == ["fast", "reference"]
+    assert out[1]["verdict"] == "inconclusive"  # one trained scale cannot show a trend
+    assert "left out: 0.01 did not train" in out[0]["measured"]
+    assert out[0]["verdict"] == ("reproduced" if claim["monotone"] else "not reproduced")

@@ -44,9 +44,9 @@ def factored_svdvals(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     left, right = left.to(COMPUTE_DTYPE), right.to(COMPUTE_DTYPE)
     r_left = _thin_r(left)
     r_right = _thin_r(right)
-    # σ² are the eigenvalues of C Cᵀ for the small core C = R_l R_rᵀ: a batched symmetric eigensolve is 4× faster
-    # than a batched SVD on an H100 (0.09 s vs 0.30 s CPU / 0.44 s cuSOLVER for the paper's 48 heads), and in
-    # float64 it resolves σ/σ₁ down to ~1e-8, far below what stable ranks and the figures use
+    # σ² are the eigenvalues of C Cᵀ for the small core C = R_l R_rᵀ: a batched symmetric eigensolve is 4×
+    # faster than a batched SVD on an H100 (0.09 s vs 0.30 s CPU / 0.44 s cuSOLVER for the paper's 48 heads),
+    # and in float64 it resolves σ/σ₁ down to ~1e-8, far below what stable ranks and the figures use
     core = r_left @ r_right.transpose(-1, -2)
     squares = torch.linalg.eigvalsh(core @ core.transpose(-1, -2)).clamp_min(0)
     return squares.flip(-1).sqrt()

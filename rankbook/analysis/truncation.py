@@ -225,15 +225,19 @@ def attention_ablation(
 
 
 def task_rank_sweep(
-    task: Any, result: results.Result, metric: str, null_seeds: Sequence[int] = (0,), device: str = "cpu"
+    task: Any,
+    result: results.Result,
+    metric: str,
+    null_seeds: Sequence[int] = (0,),
+    ranks: Iterable[int] | None = None,
+    device: str = "cpu",
 ) -> dict[str, np.ndarray]:
     """:func:`rank_sweep` of a finished run of ``task``, evaluated with the task's own ``metric``."""
     dev = torch.device(device)
     model, initial = load_trained(task, result)
     with torch.no_grad():
-        return rank_sweep(
-            model.to(dev), initial, lambda m: task.evaluate(m, dev)[metric], null_seeds=null_seeds
-        )
+        evaluate = lambda m: task.evaluate(m, dev)[metric]  # noqa: E731
+        return rank_sweep(model.to(dev), initial, evaluate, ranks=ranks, null_seeds=null_seeds)
 
 
 # --------------------------------------------------------------------------- chapter 07: rank-r cuts and LoRA
