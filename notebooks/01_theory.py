@@ -165,9 +165,11 @@ glue_all("ch01", {"dense_switches": str(dense_onsets.size), "dense_alpha": f"{se
 # of the gaps between consecutive switches are below 0.01 in rescaled time
 # (smallest {glue:text}`ch01_dense_min_gap`), against a smallest gap of
 # {glue:text}`ch01_sparse_min_gap` between Algorithm 1's stages for our sparse
-# teacher. A jump lasts about 0.02-0.05 in rescaled time even at α = 1e-32
-# ({doc}`03_assumptions`), so most of those stages cannot be told apart: that
-# is why the book uses a sparse teacher.
+# teacher. A jump (|u_i v_i| from 1e-3 to half its final value) of our teacher
+# lasts up to {glue:text}`ch01_jump_width` in rescaled time even at
+# α = {glue:text}`ch01_smallest` (measured below; {doc}`03_assumptions` follows
+# the widths across α), so most of those stages cannot be told apart: that is
+# why the book uses a sparse teacher.
 # ```
 #
 # ## Predicted stage times against gradient flow at finite α
@@ -224,7 +226,9 @@ first_flow = float(np.nanmin(flow.activation_times(runs[smallest], settings.acti
 g0 = net.loss_and_g(np.zeros(net.p))[1]
 
 # %% tags=["hide-input"]
+jump_width = max(end - start for start, end in flow.transition_windows(runs[smallest]).values())
 glue_all("ch01", {"t1": f"{result.stages[0].time:.3f}", "t1_b0": f"{b0_zero.time:.3f}",
+                  "jump_width": f"{jump_width:.3f}",
                   "first_flow": f"{first_flow:.3f}", "smallest": f"{smallest:g}",
                   "g_pos": str(int((g0 > 1e-7).sum())), "g_neg": str(int((g0 < -1e-7).sum()))})
 

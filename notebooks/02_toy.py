@@ -111,8 +111,9 @@ glue_all("ch02", {"rises": ", ".join(f"{max(r, 0.0):.1e} (α = {a:g})" for a, r 
 # records, L[k+1]/L[k] − 1 (≤ 0 when it never rises), counted wherever the loss
 # is above {glue:text}`ch02_floor` (below it, at α = 1e-32, the loss is
 # rounding noise of ~1e-26), is {glue:text}`ch02_rises`: the curves of
-# {numref}`fig-ch02-loss` are monotone. (The LSODA solver used before rose 23×
-# near L ~ 1e-10 at α = 1e-32; see `rankbook.theory.flow.log_flow`.)
+# {numref}`fig-ch02-loss` are monotone. (The LSODA solver used before made the
+# α = 1e-32 loss rise on its last plateau; `rankbook.theory.flow.log_flow` says
+# by how much and why.)
 #
 # Which coordinates switch on? We count them on the flow runs themselves
 # (|u_i v_i| rising from below `active_threshold` to it), then compare their
@@ -170,6 +171,8 @@ times = flow.record_times(settings.full_alpha, settings.full_tau_max, 150)
 full_run = descent.gradient_descent(full.loss_and_grad, toy.full_init(settings, settings.full_alpha),
                                     settings.full_alpha, settings.full_lr, times)
 lam = descent.top_hessian_eigenvalue(full.loss_and_grad, full_run.theta[-1])
+too_large = descent.gradient_descent(full.loss_and_grad, toy.full_init(settings, settings.full_alpha),
+                                     settings.full_alpha, settings.full_lr_large, times)
 
 # %% tags=["hide-input"]
 sv_qk, sv_vo = toy.singular_value_paths(full, full_run)
@@ -179,7 +182,9 @@ glue("ch02_fig_full", toy_figures.full_weights(full_run, sv_qk, sv_vo, subtitle)
 glue_all("ch02", {
     "full_lr": f"{settings.full_lr:g}", "lam": f"{lam:.1f}", "lr_limit": f"{2 / lam:.4f}",
     "full_rise": f"{descent.largest_loss_rise(full_run):.1e}",
-    "full_loss": f"{full_run.loss[-1]:.1e}",
+    "full_loss": f"{full_run.loss[-1]:.1e}", "lr_large": f"{settings.full_lr_large:g}",
+    "large_rise": f"{100 * descent.largest_loss_rise(too_large):.0f}%",
+    "large_loss": f"{too_large.loss[-1]:.2f}",
     "full_onsets": stages.onsets_text(onsets),
     "sv_final": f"W_K W_Q^T {np.round(sv_qk[-1], 2).tolist()}, W_V W_O^T {np.round(sv_vo[-1], 2).tolist()}",
     "sv_teacher": f"{np.round(np.sort(np.abs(teacher.qk))[::-1][:3], 2).tolist()} and "
@@ -200,11 +205,13 @@ glue_all("ch02", {
 # ```{admonition} This run
 # At the end of training λ_max = {glue:text}`ch02_lam`, so GD is stable for a
 # step below 2/λ_max = {glue:text}`ch02_lr_limit`; we use
-# {glue:text}`ch02_full_lr` (an earlier version used 0.05 and its loss rose up
-# to 58% between records, ending unconverged at 0.50). The largest loss rise
-# between records is {glue:text}`ch02_full_rise` and the final loss
-# {glue:text}`ch02_full_loss`. Singular values reach the threshold at rescaled
-# times {glue:text}`ch02_full_onsets`; the final top singular values are
+# {glue:text}`ch02_full_lr`. The largest loss rise between records is
+# {glue:text}`ch02_full_rise` (≤ 0: the loss never rises) and the final loss
+# {glue:text}`ch02_full_loss`. With a step of {glue:text}`ch02_lr_large`, above
+# 2/λ_max, the loss rises by up to {glue:text}`ch02_large_rise` between records
+# and ends at {glue:text}`ch02_large_loss`: it oscillates instead of following
+# the flow. Singular values reach the threshold at rescaled times
+# {glue:text}`ch02_full_onsets`; the final top singular values are
 # {glue:text}`ch02_sv_final` (teacher: {glue:text}`ch02_sv_teacher`)
 # ({numref}`fig-ch02-full`).
 # ```

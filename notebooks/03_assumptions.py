@@ -210,9 +210,9 @@ glue_all("ch03", {
 # In {glue:text}`ch03_kicked` of {glue:text}`ch03_n_jumps` kicks the newly
 # non-negligible coordinate is among those kicked. The perturbed run's closest
 # distance to Algorithm 1's next saddle is {glue:text}`ch03_dist_pert`, against
-# {glue:text}`ch03_dist_ref` for the unperturbed run over the same window (at
-# α = 1e-32 even the unperturbed run passes θ² only at a distance of about
-# 0.02: the next stage starts before it settles). The perturbed jumps are
+# {glue:text}`ch03_dist_ref` for the unperturbed run over the same window
+# (where that distance is large, the next stage starts before even the
+# unperturbed run settles on the saddle). The perturbed jumps are
 # shifted by {glue:text}`ch03_shift` units of gradient-flow time (negative:
 # earlier), an O(1) shift in t, which vanishes in rescaled time as α → 0
 # ({numref}`fig-ch03-jumps`). The distance between the perturbed and the

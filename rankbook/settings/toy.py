@@ -48,6 +48,8 @@ class ToySettings(profiles.Settings):
     optimizer_alpha: float = param(1e-8, gt=0.0, lt=1.0, help="α of the optimizer comparison")
     full_alpha: float = param(1e-8, gt=0.0, lt=1.0, help="α of the full-weight head")
     full_lr: float = param(0.02, gt=0.0, help="GD learning rate of the full-weight head")
+    full_lr_large: float = param(0.05, gt=0.0,
+                                 help="a GD step above 2/λ_max (full weights), to show GD oscillate")
     full_tau_max: float = param(1.5, gt=0.0, help="horizon (rescaled time) of the full-weight head")
     dense_alpha: float = param(1e-8, gt=0.0, lt=1.0, help="α of the flow with a dense random teacher")
     dense_tau_max: float = param(2.0, gt=0.0, help="horizon (rescaled time) of the dense-teacher flow")
