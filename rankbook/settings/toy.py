@@ -85,8 +85,8 @@ PROFILES = {
 }
 # Departures shared by every profile (each is told on the chapter's page):
 # - gradient flow (an adaptive ODE solver) instead of the paper's SGD: the theory is about the flow;
-# - a sparse teacher (2 QK + 3 VO entries) instead of a dense random one: chapter 01 counts the stages a
-#   dense teacher gives;
+# - a sparse teacher (2 QK + 3 VO entries) instead of a dense random one: chapter 01 counts the switches
+#   (stages) the flow of a dense teacher gives;
 # - gd_lr / full_lr: the paper does not give its step; 0.05 (diagonal) and 0.02 (full weights) are below
 #   2/λ_max (≈ 0.096 and 0.023, measured on the page) so GD follows the flow; full_lr was 0.05, which
 #   oscillated (loss up 58% between records);

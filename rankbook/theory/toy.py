@@ -10,7 +10,8 @@ theory predicts one coordinate switching on per stage, so a teacher with a
 handful of coordinates of distinct sizes gives a handful of plateaus that are
 far apart and easy to see. The paper's teacher is "randomly generated";
 :func:`dense_teacher` is such a head (all four diagonals Gaussian), and chapter 01
-counts the stages Algorithm 1 gives for it.
+counts the coordinates its gradient flow switches on and how close together they come
+(Algorithm 1 itself is too slow on it: each stage trains a growing support to stationarity).
 
 Student initialization: θ(0) = α θ_0, θ_0 i.i.d. N(0, 1) per coordinate (diagonal), or
 N(0, 1/d) per entry for the full-weight head so that its products have a similar size.
