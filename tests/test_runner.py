@@ -220,8 +220,9 @@ def test_sigterm_during_build_keeps_the_old_site_whole(book, tmp_path, monkeypat
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     _wait_for(lambda: list(old_html.parents[2].glob(".fast.new-*/_build/html/index.html")))
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM
+    assert [line for line in err.splitlines() if line.strip()][-1].startswith("terminated: stopped")
     assert (old_html / "index.html").read_text() == "old site"
     assert not list(old_html.parents[2].glob(".fast.*")), "the half-built folder is removed"
     # the same stand-in, finishing: the new site replaces the old one

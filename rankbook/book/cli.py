@@ -56,8 +56,13 @@ def _parameters(pairs: list[list[str]]) -> dict:
     return out
 
 
+class Terminated(SystemExit):
+    """SIGTERM: unwinds like an exit, so the kernel is shut down, the staging file and the site build's
+    temporary folder are removed, and the old site is kept."""
+
+
 def _terminate(signum, frame):
-    raise SystemExit(128 + signum)  # unwinds: the site build's temporary folder is removed, the old site kept
+    raise Terminated(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.disable(logging.CRITICAL)  # no shutdown chatter from the kernel client after the line below
         print("interrupted: stopped (notebooks that finished keep their executed copies)", file=sys.stderr)
         return INTERRUPTED
+    except Terminated as exc:
+        logging.disable(logging.CRITICAL)
+        print("terminated: stopped (notebooks that finished keep their executed copies; the old site is "
+              "kept unless the new one was complete)", file=sys.stderr)
+        return int(exc.code)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
