@@ -244,3 +244,21 @@ def test_cli_parameters_are_passed_recorded_and_checked(book, capsys):
     assert "use --profile" in capsys.readouterr().err
     assert cli.main(["run", "--book", str(book.parent), "-p", "2x", "1", "01"]) == 2
     assert "a parameter name is a Python identifier" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_run_shuts_the_kernel_down_and_leaves_no_staging_file(book, tmp_path):
+    pid_file = tmp_path / "kernel.pid"
+    (book / "01_sleep.py").write_text(HEADER + f"# %%\nimport os, time\nopen({str(pid_file)!r}, 'w')"
+                                               ".write(str(os.getpid()))\ntime.sleep(60)\n")
+    proc = _cli(book.parent, "run", "01")
+    _wait_for(lambda: pid_file.exists() and pid_file.read_text())
+    kernel = int(pid_file.read_text())
+    proc.send_signal(signal.SIGTERM)  # the runner alone, as a process manager would
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("terminated: stopped (notebooks that finished"), err
+    _wait_for(lambda: not runner._alive(kernel), timeout=20)
+    folder = book.parent / "_build" / "executed" / "fast" / "notebooks"
+    assert not list(folder.glob(".*.running.ipynb"))
