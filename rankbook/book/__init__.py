@@ -1,7 +1,8 @@
 """The book machinery, from a notebook source to the published site.
 
 cli (``python -m rankbook run|build``), location (which book), runner
-(papermill, one folder per profile, staleness), site (staged Jupyter Book
+(papermill, one folder per profile, staleness) and kernel (its environment
+and log), site (staged Jupyter Book
 build, offline MathJax, atomic swap), colab (the one setup cell), glue and
 source (what chapters call: numbers into prose, package code on the page),
 results (the results page), environment (the setup chapter), performance and

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 import os
 import re
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from rankbook.book import kernel
 from rankbook.settings import profiles
 from rankbook.store import paths
 
@@ -31,10 +31,6 @@ NOTEBOOK_DIR = paths.REPO_ROOT / "notebooks"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the rankbook package the kernels import
 #: per-cell limit for the fast profile (CI); the other profiles train for hours inside one cell
 CELL_TIMEOUT_S = {"fast": 1800}
-#: kernel options: its own log silenced, so a run prints no "Kernel is running over TCP without encryption"
-#: (it listens on the loopback interface only) and no ZMQ traceback when Ctrl-C closes it mid-cell; a
-#: kernel that dies is still reported, by the runner, as a failed row with its error
-KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 #: pages that gather every chapter's claims.json: stale whenever a chapter recorded claims after them
 READS_CLAIMS = ("08_results",)
 _RUNNING = re.compile(r"^\.(?P<stem>.+?)(?:\.(?P<pid>\d+))?\.running\.ipynb$")
@@ -185,11 +181,11 @@ def execute(source: Path, profile: str, parameters: dict | None = None, progress
     params = {**profile_parameters(profile), **(parameters or {})}
     start = time.perf_counter()
     try:
-        with _kernel_environment(profile), _papermill_log(log_output):
+        with kernel.environment(profile), kernel.papermill_log(log_output):
             papermill.execute_notebook(
                 str(staged), str(staged), parameters=params, kernel_name="python3", language="python",
                 cwd=str(NOTEBOOK_DIR), progress_bar=progress, log_output=log_output,
-                execution_timeout=CELL_TIMEOUT_S.get(profile), extra_arguments=KERNEL_ARGS,
+                execution_timeout=CELL_TIMEOUT_S.get(profile), extra_arguments=kernel.KERNEL_ARGS,
             )
     except papermill.PapermillExecutionError as exc:
         staged.replace(failed)
@@ -212,62 +208,6 @@ def execute(source: Path, profile: str, parameters: dict | None = None, progress
     os.replace(staged, out)
     failed.unlink(missing_ok=True)
     return Outcome(source.stem, "ok", wall, out)
-
-
-class _kernel_environment:
-    """The kernel's environment: the profile (nested helpers agree), passive OpenMP waits, inline figures."""
-
-    def __init__(self, profile: str):
-        # busy-waiting OpenMP threads slow torch ~9x when other jobs share the cores; MPLBACKEND=Agg (CI)
-        # would leave figures undisplayed in the executed copies
-        self.values = {profiles.ENV_VAR: profile, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-                       "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-
-    def __enter__(self):
-        self.before = {k: os.environ.get(k) for k in self.values}
-        os.environ.update(self.values)
-
-    def __exit__(self, *exc):
-        for k, v in self.before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-#: papermill's own chatter around the cells' output
-_PAPERMILL_CHATTER = re.compile(r"^(Input Notebook|Output Notebook|Working directory|Executing notebook with|"
-                                r"Executing Cell|Ending Cell)")
-
-
-def _cell_output_only(record: logging.LogRecord) -> bool:
-    text = record.getMessage().strip()
-    if not text or _PAPERMILL_CHATTER.match(text):
-        return False
-    record.msg, record.args = text, None
-    return True
-
-
-class _papermill_log:
-    """With ``log_output``, the cells' output (a training loop's progress) goes to stderr as it comes."""
-
-    def __init__(self, on: bool):
-        self.on = on
-        self.logger = logging.getLogger("papermill")
-
-    def __enter__(self):
-        if self.on:
-            self.handler = logging.StreamHandler(sys.stderr)
-            self.handler.addFilter(_cell_output_only)
-            self.handler.setFormatter(logging.Formatter("    | %(message)s"))
-            self.level = self.logger.level
-            self.logger.addHandler(self.handler)
-            self.logger.setLevel(logging.INFO)
-
-    def __exit__(self, *exc):
-        if self.on:
-            self.logger.removeHandler(self.handler)
-            self.logger.setLevel(self.level)
 
 
 def run_all(sources: Iterable[Path], profile: str, parameters: dict | None = None,
