@@ -107,3 +107,18 @@ def test_notebook_output_is_a_2x_png_shown_at_the_figure_size():
     shown_w = meta["image/png"]["width"]
     assert px_w in (2 * shown_w, 2 * shown_w + 1), "a retina PNG has twice the pixels of its display width"
     assert shown_w <= 672
+
+
+def test_every_figure_goes_through_the_style():
+    """No module or chapter makes its own figure (plt.subplots, plt.figure, figsize) or asks small text."""
+    import re
+
+    from rankbook.store import paths
+
+    banned = re.compile(r"plt\.subplots\(|plt\.figure\(|figsize="
+                        r"|fontsize=[0-8](\.\d*)?\b|set_fontsize\([0-8]\b")
+    files = [p for p in (paths.REPO_ROOT / "rankbook").rglob("*.py") if p.name != "style.py"]
+    files += sorted((paths.REPO_ROOT / "notebooks").glob("*.py"))
+    found = [f"{p.relative_to(paths.REPO_ROOT)}:{n}: {line.strip()}" for p in files
+             for n, line in enumerate(p.read_text().splitlines(), 1) if banned.search(line)]
+    assert not found, "make figures with rankbook.figures.style (figure/finish/show):\n" + "\n".join(found)
