@@ -53,13 +53,13 @@ out = paths.output_dir(profile, "90_performance")
 glue("ch90_folder", performance.shown_path(out), display=False)
 
 # %% [markdown]
-# The benchmark reports (JSON) of this build are in {glue:text}`ch90_folder`;
-# the call below runs the quick benchmarks whose report is missing or older
-# than their script.
+# The call below reads the current benchmark reports (CI writes them before
+# the notebooks run) and runs, in quick mode, any benchmark whose report is
+# missing or older than its script; this build's reports are in
+# {glue:text}`ch90_folder`.
 
 # %%
-reports = {name: performance.ensure(name, out) for name in performance.RUNNABLE}
-reports["toy_solver"] = performance.existing("toy_solver", out)
+reports = performance.reports(out)
 
 # %% [markdown]
 # ## All figures

@@ -33,6 +33,13 @@ def ensure(name: str, folder: Path, *, timeout: float = 120) -> dict[str, Any]:
     return json.loads(out.read_text())
 
 
+def reports(folder: Path) -> dict[str, dict[str, Any] | None]:
+    """Every benchmark's report for the page: the runnable ones ensured (:func:`ensure`), toy_solver if found."""
+    found: dict[str, dict[str, Any] | None] = {name: ensure(name, folder) for name in RUNNABLE}
+    found["toy_solver"] = existing("toy_solver", folder)
+    return found
+
+
 def shown_path(path: Path) -> str:
     """``path`` as a reader would type it: relative to the book's folder when inside it (no home folders)."""
     root = paths.build_root().parent
