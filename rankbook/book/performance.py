@@ -34,7 +34,7 @@ def ensure(name: str, folder: Path, *, timeout: float = 120) -> dict[str, Any]:
 
 
 def reports(folder: Path) -> dict[str, dict[str, Any] | None]:
-    """Every benchmark's report for the page: the runnable ones ensured (:func:`ensure`), toy_solver if found."""
+    """Every benchmark's report for the page: the runnable ones via :func:`ensure`, toy_solver if any."""
     found: dict[str, dict[str, Any] | None] = {name: ensure(name, folder) for name in RUNNABLE}
     found["toy_solver"] = existing("toy_solver", folder)
     return found
