@@ -161,3 +161,13 @@ def test_ipynb_twin_runs_in_a_clean_colab_like_environment(tmp_path, twin, monke
     text = "".join(json.dumps(o) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "Traceback" not in text
     assert len([c for c in nb.cells if c.cell_type == "code" and c.outputs]) >= 3
+
+
+def test_chapters_glue_without_myst_nb():
+    """Colab has no myst-nb: chapters and the package glue through rankbook.book.glue (same output)."""
+    files = [*runner.available(), *(paths.REPO_ROOT / "rankbook").rglob("*.py")]
+    found = [f"{p.relative_to(paths.REPO_ROOT)}:{n}" for p in files
+             for n, line in enumerate(p.read_text().splitlines(), 1)
+             if re.match(r"\s*(from myst_nb\b|import myst_nb\b)", line)]
+    assert not found, "use `from rankbook.book.glue import glue` (or glue_all) instead of myst_nb in: " + \
+        ", ".join(found)
