@@ -80,7 +80,9 @@ class ViTTask:
 
     def config_dict(self) -> dict[str, Any]:
         s = self.settings
-        data = self._fingerprint or images.fingerprint(self.dataset)
+        if self._fingerprint is None:  # once per task: fit looks the key up for several devices
+            self._fingerprint = images.fingerprint(self.dataset)
+        data = self._fingerprint
         return {
             "kind": "vit",
             "dataset": self.dataset,
