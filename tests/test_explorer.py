@@ -25,19 +25,19 @@ def result(tmp_path):
 
 
 def test_explorer_controls_cover_the_run_and_redraw(result, monkeypatch):
-    from rankbook.figures import style
-
-    shown = []
-    monkeypatch.setattr(style, "show", lambda fig: shown.append(fig.axes[0].get_title()))
+    drawn = []
+    draw = explorer._spectrum_axes
+    monkeypatch.setattr(explorer, "_spectrum_axes", lambda ax, *args: (drawn.append(args), draw(ax, *args)))
     panel = explorer.spectra_explorer(result, "fast")
-    (layer, head), step, kind, _ = panel.children[0].children, *panel.children[1:]
+    (layer, head), step, kind, out = panel.children[0].children, *panel.children[1:]
     assert (layer.max, head.max) == (2, 3)
     assert list(step.options) == [0, 1, 5, 20]
     assert list(kind.options) == ["W_K W_Q^T", "W_V W_O^T"]
     for control, value in ((layer, 2), (head, 3), (step, 0), (kind, "W_V W_O^T")):
         control.value = value  # each change redraws; step 0 (Δ = 0) must not fail
-    assert len(shown) == 5, "one figure at start and one per change"
-    assert shown[-1].endswith("layer 2, head 3, step 0") and "W_V" in shown[-1]
+    assert len(drawn) == 5, "one figure at start and one per change"
+    assert drawn[-1][1:] == ("vo", 1, 2, 0)  # kind, layer index, head index, step index
+    assert len(out.outputs) == 1 and "image/png" in out.outputs[0]["data"]
 
 
 def test_static_animation_has_one_frame_per_nonzero_iteration(result):

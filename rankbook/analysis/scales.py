@@ -21,9 +21,11 @@ Status of a run (:func:`status`): ``"did not train"`` when the accuracy is
 below :data:`TRAINED_OVER_CHANCE` times chance (for CIFAR-10, 0.15: 1.5× the
 0.10 of guessing); ``"collapsed"`` when the head alignment, averaged over
 layers, is at least :data:`ALIGNED` (0.9: for ``d_model = 64`` random
-directions give 0.10, so 0.9 leaves no room for chance); ``"trained"``
-otherwise. A "lower rank" at a scale whose status is not ``"trained"`` is
-named as such in the chapter.
+directions give 0.10, so 0.9 leaves no room for chance); ``"partly aligned"``
+from :data:`PARTLY_ALIGNED` (0.5, an angle of 60° on average: the heads
+mostly share their direction); ``"trained"`` otherwise. The lower-rank
+comparison (:func:`lower_rank_claim`) leaves out the scales that did not train
+or collapsed and names the partly aligned ones; the chapter says both.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from rankbook.analysis import claims
 
 #: mean |cos| between heads' top singular vectors (averaged over layers) from which heads count as collapsed
 ALIGNED = 0.9
+#: from this mean |cos| on, heads count as partly aligned (named beside their stable rank)
+PARTLY_ALIGNED = 0.5
+#: statuses whose stable rank enters the lower-rank comparison
+COMPARABLE = ("trained", "partly aligned")
 #: accuracy must exceed this multiple of chance (1 / classes) for a run to count as trained
 TRAINED_OVER_CHANCE = 1.5
 
@@ -91,12 +97,12 @@ def second_to_first(result, kind: str = "qk", step_index: int = -1) -> np.ndarra
 
 
 def status(accuracy: float, classes: int, alignment: float) -> str:
-    """``"did not train"``, ``"collapsed"`` or ``"trained"`` (see the module doc for the thresholds)."""
+    """``"did not train"``, ``"collapsed"``, ``"partly aligned"`` or ``"trained"`` (see the module)."""
     if accuracy < TRAINED_OVER_CHANCE / classes:
         return "did not train"
     if alignment >= ALIGNED:
         return "collapsed"
-    return "trained"
+    return "partly aligned" if alignment >= PARTLY_ALIGNED else "trained"
 
 
 def diagnose(
@@ -138,13 +144,14 @@ def lower_rank_claim(rows: Sequence[Mapping]) -> dict[str, object]:
     ``rows`` from :func:`diagnostics_rows` (largest scale first). Returns the trained scales, their stable
     ranks, whether those decrease as the scale decreases (``monotone``), and the scales left out with why.
     """
-    trained = [r for r in rows if r["status"] == "trained"]
+    trained = [r for r in rows if r["status"] in COMPARABLE]
     ranks = [r["stable rank"] for r in trained]
     return {
         "scales": [r["init scale"] for r in trained],
         "stable ranks": ranks,
         "monotone": len(ranks) >= 2 and all(b <= a for a, b in zip(ranks, ranks[1:])),
-        "left out": {r["init scale"]: r["status"] for r in rows if r["status"] != "trained"},
+        "left out": {r["init scale"]: r["status"] for r in rows if r["status"] not in COMPARABLE},
+        "partly aligned": [r["init scale"] for r in trained if r["status"] == "partly aligned"],
     }
 
 
@@ -184,6 +191,7 @@ def scale_numbers(rows: Sequence[Mapping], claim: Mapping[str, Any], d_model: in
         "alignment": _per_scale(rows, "head alignment", ".2f"),
         "relative": _per_scale(rows, "‖Δ‖/‖W(0)‖", ".3g"),
         "trained": ", ".join(f"{s:g}" for s in trained) or "none",
+        "partly_aligned": ", ".join(f"{s:g}" for s in claim["partly aligned"]) or "none",
         "monotone": monotone,
         "left_out": ", ".join(f"{s:g} ({why})" for s, why in left.items()) or "none",
         "random_alignment": f"{random_alignment(d_model):.2f}",

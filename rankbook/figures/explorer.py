@@ -36,6 +36,17 @@ def _spectrum_axes(ax, result: Result, kind: str, layer: int, head: int, step_in
     ax.legend(loc="upper right")
 
 
+def _png(fig):
+    """``fig`` as a 2× PNG image shown at its drawn size (independent of the kernel's display formatters)."""
+    import io
+
+    from IPython.display import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=2 * style.DPI)
+    return Image(data=buf.getvalue(), format="png", width=int(fig.get_figwidth() * style.DPI))
+
+
 def spectra_explorer(result: Result, profile: str):
     """An ipywidgets panel over ``result``'s tracked spectra (needs a running kernel)."""
     import ipywidgets as w
@@ -50,13 +61,14 @@ def spectra_explorer(result: Result, profile: str):
     out = w.Output()
 
     def redraw(_=None) -> None:
-        with out:
-            out.clear_output(wait=True)
-            fig, axes = style.figure(1, 1, width=6.5, height=3.6)
-            _spectrum_axes(axes[0, 0], result, KINDS[kind.value], layer.value - 1, head.value - 1,
-                           steps.index(step.value))
-            style.finish(fig, "Normalized spectra: initialization vs Δ", describe(result, profile))
-            style.show(fig)
+        fig, axes = style.figure(1, 1, width=6.5, height=3.6)
+        _spectrum_axes(axes[0, 0], result, KINDS[kind.value], layer.value - 1, head.value - 1,
+                       steps.index(step.value))
+        style.finish(fig, "Normalized spectra: initialization vs Δ", describe(result, profile))
+        # set the Output's contents directly: capturing display() inside `with out:` after clear_output
+        # hangs a headless (papermill) kernel until the cell times out
+        out.outputs = ()
+        out.append_display_data(_png(fig))
 
     for control in (layer, head, step, kind):
         control.observe(redraw, names="value")

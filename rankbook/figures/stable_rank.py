@@ -115,7 +115,7 @@ def per_scale(
             label=f"layer {layer + 1}",
         )
         for bar, s in zip(bars, scales):
-            if status and status.get(s, "trained") != "trained":
+            if status and status.get(s, "trained") in ("did not train", "collapsed"):
                 bar.set_hatch("//")
                 bar.set_alpha(0.5)
     ax.axhline(
