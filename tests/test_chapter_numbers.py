@@ -1,4 +1,5 @@
 """Chapters 04-07's figures and numbers on a tiny real ViT run (synthetic images, seconds on one core)."""
+
 import matplotlib
 import numpy as np
 import pytest
@@ -62,7 +63,8 @@ def test_chapter_numbers_and_claim_rows(run):
     assert [r["tier"] for r in rows] == ["fast", "fast", "paper", "paper"]
     assert all(set(claims.FIELDS) <= set(r) for r in rows)
     assert report.stored_note({"reference": [], "paper": [run]}) == (
-        "reference: not stored for this code/data; paper: 1 stored run(s)")
+        "reference: not stored for this code/data; paper: 1 stored run(s)"
+    )
 
 
 def test_figures_build_for_spectra_scales_and_missing_tiers(run):
@@ -73,3 +75,21 @@ def test_figures_build_for_spectra_scales_and_missing_tiers(run):
     fig = stable_rank.per_scale({1.0: [run], 0.1: [run]}, "fast", layers=(0, 1), status={0.1: "collapsed"})
     assert "collapsed" in " ".join(t.get_text() for t in fig.axes[0].get_xticklabels())
     assert "not stored" in stable_rank.stored_figure({"paper": []}, "paper", "x")._suptitle.get_text()
+
+
+def test_lora_figures_mark_the_recovery_ranks(run):
+    from rankbook.figures import lora as lora_figures
+
+    sweep = {
+        "rank": np.array([0, 1, 2, 4]),
+        "truncated": np.array([0.2, 0.5, 0.59, 0.6]),
+        "null": np.array([0.2, 0.25, 0.3, 0.35]),
+        "null_std": np.zeros(4),
+    }
+    fig = lora_figures.rank_sweep(sweep, run, "fast", "test accuracy", "ViT")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "95% recovered: r=2" in labels and "99% recovered: r=4" in labels
+    table = lora_figures.sweep_table("ViT", sweep, "test accuracy").records()
+    assert [r["rank r"] for r in table] == [0, 1, 2, 4] and table[-1]["recovered, [Δ]_r"] == pytest.approx(
+        1.0
+    )
