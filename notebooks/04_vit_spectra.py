@@ -190,13 +190,14 @@ report.glue_all("ch04_transient", report.transient_numbers(measured, run))
 show_source(transient.first_step)
 
 # %% [markdown]
-# The verdict of a layer is computed from the whole curve after the warmup
+# The verdict of a layer is computed from its whole curve after the warmup
 # (`rankbook.analysis.trend`): from the post-transient minimum of the mean
-# over heads to the end, Spearman's rank correlation between step and stable
-# rank for every head (mean ± std over heads) and the relative change of the
-# mean. "rises" needs a mean correlation of at least 0.6 and a rise of at
-# least 5%; "falls" the mirror image over the whole post-warmup range; else
-# "flat".
+# over heads to the end, Spearman's rank correlation between step and the
+# layer's mean stable rank (the curve of Fig. 12) and its relative change.
+# "rises" needs a correlation of at least 0.6 and a rise of at least 5%;
+# "falls" the mirror image over the whole post-warmup range; else "flat".
+# Each head's own correlation over the same window (mean ± std over heads,
+# in the table) says whether the heads agree.
 
 # %% tags=["hide-input"]
 show_source(trend.layer_trend)

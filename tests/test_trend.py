@@ -32,7 +32,7 @@ def transient_then_rising():
 def test_rising_curve_rises():
     t = trend.layer_trend(STEPS, curves(rising(), noise=0.01))
     assert t.verdict == "rises"
-    assert t.rho_mean > 0.9 and t.change > 0.2
+    assert t.rho > 0.9 and t.rho_mean > 0.9 and t.change > 0.2
 
 
 def test_flat_curve_is_flat_and_falling_curve_falls():
@@ -89,12 +89,12 @@ def test_trends_per_layer_overall_and_count():
     assert trend.overall(ts[1:]) == "mixed"
 
 
-def test_spread_over_heads_is_reported():
+def test_spread_over_heads_is_reported_beside_the_layer_verdict():
     c = curves(rising(), noise=0.01)
-    c[:, 0] = c[::-1, 0]  # one head falls
-    c[0] = np.nan
+    c[1:, 0] = c[:0:-1, 0]  # one head of four falls while the layer's mean still rises
     t = trend.layer_trend(STEPS, c)
-    assert t.rho_std > 0.3
+    assert t.verdict == "rises" and t.rho > 0.9
+    assert t.rho_std > 0.5 and t.rho_mean < t.rho
 
 
 def test_bad_shapes_and_too_few_points_are_clear_errors():

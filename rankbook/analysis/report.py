@@ -132,7 +132,7 @@ def trend_numbers(results) -> dict[str, str]:
                 f"{kind}_min": f"{mean[i_min]:.2f}",
                 f"{kind}_min_step": f"{int(steps[i_min]):,}",
                 f"{kind}_end": f"{mean[-1]:.2f}",
-                f"{kind}_rho": f"{np.mean([t.rho_mean for t in ts]):.2f}",
+                f"{kind}_rho": f"{np.mean([t.rho for t in ts]):.2f}",
             }
         )
         out["end_step"] = f"{int(steps[-1]):,}"

@@ -16,19 +16,23 @@ So, per layer, with ``r_h(t)`` the stable rank of head ``h`` at tracked step
    dominated by the first, sign-like steps);
 2. *minimum*: ``t_min = argmin r(t)`` over that range; the *rise window* is
    ``[t_min, last step]``;
-3. per head, Spearman's rank correlation ``ρ_h`` between step and ``r_h`` over
-   the rise window (and over the whole post-transient range, for falls), and
-   the relative change of the head mean ``(r(end) - r(t_min)) / r(t_min)``.
+3. Spearman's rank correlation ``ρ`` between step and ``r`` over the rise
+   window (over the whole post-transient range, for falls), the relative
+   change ``(r(end) - r(t_min)) / r(t_min)``, and, for the spread over heads,
+   each head's own ``ρ_h`` over the same window (mean ± std reported).
 
-Verdict (thresholds :data:`MIN_RHO`, :data:`MIN_CHANGE`, :data:`MIN_POINTS`):
+The verdict is about the layer's curve ``r``, the curve of the paper's
+Fig. 12 (thresholds :data:`MIN_RHO`, :data:`MIN_CHANGE`, :data:`MIN_POINTS`):
 
 * ``"rises"``: the rise window holds at least :data:`MIN_POINTS` tracked
-  steps, the mean over heads of ``ρ_h`` is at least :data:`MIN_RHO` and the
-  head mean grew by at least :data:`MIN_CHANGE` of its minimum;
-* ``"falls"``: over the whole post-transient range the mean ``ρ_h`` is at most
-  ``-MIN_RHO`` and the head mean ends at least :data:`MIN_CHANGE` below its
-  value at the start of the range (the curve's minimum is then at its end);
+  steps, ``ρ ≥`` :data:`MIN_RHO` and ``r`` grew by at least
+  :data:`MIN_CHANGE` of its minimum;
+* ``"falls"``: over the whole post-transient range ``ρ ≤ -MIN_RHO`` and ``r``
+  ends at least :data:`MIN_CHANGE` below its value at the start of the range;
 * ``"flat"``: neither.
+
+The heads' ``ρ_h`` say whether the heads agree: a rising layer whose
+``ρ_h`` spread is wide has some heads that rise and some that do not.
 
 Why these thresholds. Starting the window at the minimum favours a rise: even
 a flat, noisy curve goes up from its lowest point. Both conditions guard
@@ -69,7 +73,8 @@ class LayerTrend:
     min_value: float  # head mean at min_step
     end_value: float  # head mean at the last step
     change: float  # (end_value - min_value) / min_value
-    rho_mean: float  # Spearman ρ(step, stable rank) over the rise window, mean over heads
+    rho: float  # Spearman ρ(step, head-mean stable rank) over the rise window: the verdict's
+    rho_mean: float  # each head's own ρ over the rise window, mean over heads
     rho_std: float  # ... and its std over heads
     points: int  # tracked steps in the rise window
 
@@ -114,14 +119,13 @@ def layer_trend(
     i_min = int(np.argmin(mean))
     window = slice(i_min, None)
     rhos = _head_rhos(steps[window], curves[window])
+    rho = _spearman(steps[window], mean[window])
     change = float((mean[-1] - mean[i_min]) / mean[i_min])
     verdict = "flat"
-    if len(steps) - i_min >= MIN_POINTS and rhos.mean() >= MIN_RHO and change >= MIN_CHANGE:
+    if len(steps) - i_min >= MIN_POINTS and rho >= MIN_RHO and change >= MIN_CHANGE:
         verdict = "rises"
-    else:
-        whole = _head_rhos(steps, curves)
-        if whole.mean() <= -MIN_RHO and (mean[0] - mean[-1]) / mean[0] >= MIN_CHANGE:
-            verdict = "falls"
+    elif _spearman(steps, mean) <= -MIN_RHO and (mean[0] - mean[-1]) / mean[0] >= MIN_CHANGE:
+        verdict = "falls"
     return LayerTrend(
         layer=layer,
         verdict=verdict,
@@ -130,6 +134,7 @@ def layer_trend(
         min_value=float(mean[i_min]),
         end_value=float(mean[-1]),
         change=change,
+        rho=rho,
         rho_mean=float(rhos.mean()),
         rho_std=float(rhos.std()),
         points=len(steps) - i_min,

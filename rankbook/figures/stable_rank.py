@@ -184,7 +184,8 @@ def trend_table(results: Result | Sequence[Result]) -> Table:
                     "at step": t.min_step,
                     "end": t.end_value,
                     "change": f"{t.change:+.0%}",
-                    "ρ over heads": f"{t.rho_mean:.2f} ± {t.rho_std:.2f}",
+                    "ρ (layer)": f"{t.rho:.2f}" if t.points >= trend.MIN_POINTS else f"— ({t.points} points)",
+                    "ρ per head": f"{t.rho_mean:.2f} ± {t.rho_std:.2f}",
                     "verdict": t.verdict,
                 }
             )
