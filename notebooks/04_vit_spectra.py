@@ -41,7 +41,8 @@
 #   of the full 50,000-image training split (paper 500), Adam at **lr 1e-3,
 #   10× the paper's 1e-4**, **batch 128** (paper 512) and a **1-epoch
 #   warmup** (paper 15), because five epochs at the paper's learning rate
-#   barely move the weights; evaluation on 2,000 test images.
+#   barely move the weights (see `rankbook.settings.vit`); evaluation on
+#   2,000 test images.
 # * `reference` (stored in `results/`, CPU-hours): **8 heads per layer** as in
 #   the paper, but **width 128**, head dimension 16, MLP 128, **20 epochs**,
 #   lr 1e-3, batch 128, 2-epoch warmup, three seeds.

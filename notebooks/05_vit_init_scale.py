@@ -32,12 +32,12 @@
 # **Two readings of "all layers".** The paper does not say whether the
 # LayerNorm gains are scaled too. If they are, every residual branch shrinks
 # as $s^3$ (gain, then two scaled matrices) and the gradients of $W_Q, W_K$
-# roughly as $s^8$: at $s = 0.01$ nothing trains (chance accuracy), and at
-# $s = 0.1$ the heads of a layer all move along one shared direction by
-# hundreds of times their initial size. With the gains left at their default
-# (only linear and attention weights scaled), small scales train. The
-# setting `scale_norms` chooses; the profiles use `False`, the reading that
-# trains. Either way, a stable rank near 1 can mean incremental learning or
+# roughly as $s^8$, which stalls training at small $s$. With the gains left
+# at their default (only linear and attention weights scaled), the branches
+# shrink as $s^2$ and small scales train. The setting `scale_norms` chooses;
+# the profiles use `False`, the reading that trains (run this page with
+# `-p scale_norms True` for the other; the diagnostics below name what it
+# gives). Either way, a stable rank near 1 can mean incremental learning or
 # a collapse, so beside it this chapter reports, per scale, the test
 # accuracy, the size of the update relative to the initial product
 # ($\|\Delta\|_F/\|W(0)\|_F$) and the **head alignment** (mean $|\cos|$

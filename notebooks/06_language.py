@@ -38,9 +38,9 @@
 #   its test split**, with **byte-level tokens** (vocabulary 256); 4 layers of
 #   4 heads of dimension 16 (width 64), context 128, batch 16, Adam at lr
 #   3e-3 with a 100-step warmup, **1,500 steps**. Shorter runs stop at a
-#   bigram-like loss where attention hardly matters (after 300 steps,
-#   resetting the attention to its initialization cost 3% of the loss drop);
-#   1,500 steps is where it begins to matter, measured below.
+#   bigram-like loss where attention hardly matters (the sizing runs are
+#   recorded in `rankbook.settings.lm`); at 1,500 steps it matters, as
+#   measured below.
 # * `reference` (stored): the same data and tokens, 8 heads of 16 per layer
 #   (width 128), 6,000 steps, lr 2e-3.
 # * `paper`: GPT-2 small (12 layers, 12 heads, width 768, context 1024) on
