@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
+from matplotlib.patches import Patch
 
 from rankbook.analysis import trend
 from rankbook.figures import style
@@ -103,6 +104,7 @@ def per_scale(
     fig, axes = style.figure(1, 1, width=6.5, height=4)
     ax = axes[0, 0]
     width = 0.8 / len(layers)
+    handles = []
     for k, layer in enumerate(layers):
         sr = [trend.pooled(results_by_scale[s], kind)[1][-1, layer] for s in scales]
         x = np.arange(len(scales)) + (k - (len(layers) - 1) / 2) * width
@@ -112,26 +114,21 @@ def per_scale(
             width,
             yerr=[np.nanstd(v) for v in sr],
             capsize=3,
-            label=f"layer {layer + 1}",
         )
+        handles.append(Patch(color=bars[0].get_facecolor(), label=f"layer {layer + 1}"))  # unhatched
         for bar, s in zip(bars, scales):
             if status and status.get(s, "trained") in ("did not train", "collapsed"):
                 bar.set_hatch("//")
                 bar.set_alpha(0.5)
-    ax.axhline(
-        null_rank(trend.as_list(results_by_scale[scales[0]])[0])["stable_rank_mean"],
-        color="gray",
-        ls="--",
-        lw=1,
-        label="random, rank 2·d_head",
-    )
+    null = null_rank(trend.as_list(results_by_scale[scales[0]])[0])["stable_rank_mean"]
+    handles.append(ax.axhline(null, color="gray", ls="--", lw=1, label="random, rank 2·d_head"))
     names = [
         f"{s:g}" + (f"\n({status[s]})" if status and status.get(s, "trained") != "trained" else "")
         for s in scales
     ]
     ax.set_xticks(np.arange(len(scales)), names)
     ax.set(xlabel="init scale (1 = default)", ylabel=f"stable rank of Δ{KIND_LABEL[kind]}")
-    ax.legend()
+    ax.legend(handles=handles)
     first = trend.as_list(results_by_scale[scales[0]])[0]
     return style.finish(
         fig,
