@@ -17,6 +17,7 @@ or failed build (Ctrl-C, SIGTERM, a Sphinx warning) leaves the old site whole.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -98,13 +99,19 @@ def stage(profile: str) -> Path:
         if not executed.exists():
             raise runner.RunnerError(f"{source.stem} has no executed copy for profile {profile}; "
                                      f"run: python -m rankbook run --profile {profile} {source.stem}")
-        fold_parameters(executed, stage_root / "notebooks" / executed.name)
+        for_site(executed, stage_root / "notebooks" / executed.name)
     return stage_root
 
 
-def fold_parameters(executed: Path, staged: Path) -> None:
-    """Copy an executed notebook for the site with its parameters cell folded (the knobs a reader may turn
-    are one click away) and papermill's injected copy of it removed (the page states its profile)."""
+#: stylesheets that outputs link from CDNs (matplotlib's JavaScript animation links Font Awesome 4 for its
+#: buttons); the theme already ships Font Awesome, so the link is dropped and the page stays offline
+CDN_STYLESHEET = re.compile(r'<link\s+rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*"\s*/?>', re.I)
+
+
+def for_site(executed: Path, staged: Path) -> None:
+    """Copy an executed notebook for the site: its parameters cell folded (the knobs a reader may turn are
+    one click away), papermill's injected copy of it removed (the page states its profile), and no output
+    linking a stylesheet from a CDN."""
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
@@ -114,6 +121,12 @@ def fold_parameters(executed: Path, staged: Path) -> None:
             tags.append("remove-cell")
         elif "parameters" in tags and not {"hide-input", "remove-cell", "remove-input"} & set(tags):
             tags.append("hide-input")
+        for output in cell.get("outputs", []):
+            html = output.get("data", {}).get("text/html")
+            if isinstance(html, str):
+                output["data"]["text/html"] = CDN_STYLESHEET.sub("", html)
+            elif isinstance(html, list):
+                output["data"]["text/html"] = CDN_STYLESHEET.sub("", "".join(html))
     nbformat.write(nb, staged)
 
 

@@ -47,7 +47,7 @@ RC = {
     "figure.dpi": DPI, "savefig.dpi": DPI, "figure.facecolor": "white", "savefig.facecolor": "white",
     "font.size": 10.0, "axes.titlesize": 10.0, "axes.labelsize": 10.0, "xtick.labelsize": 9.0,
     "ytick.labelsize": 9.0, "legend.fontsize": 9.0, "figure.titlesize": 10.5, "axes.grid": True,
-    "grid.alpha": 0.3, "lines.linewidth": 1.6, "legend.framealpha": 0.85,
+    "grid.alpha": 0.3, "lines.linewidth": 1.6, "legend.framealpha": 0.85, "savefig.pad_inches": 0.05,
 }
 matplotlib.rcParams.update(RC)
 
@@ -134,9 +134,10 @@ def finish(fig, title: str, subtitle: str = "", *, min_font: float = MIN_FONT_PT
 
 
 def fit_column(fig, column_in: float = COLUMN_IN) -> None:
-    """Narrow ``fig`` until what is saved (its tight box: legends or labels outside the axes included) is
-    no wider than the column, so the page never shrinks it (and its text)."""
+    """Narrow ``fig`` until what is saved (its tight box, legends or labels outside the axes included, plus
+    the saving pad on each side) is no wider than the column, so the page never shrinks it (and its text)."""
     renderer = fig.canvas.get_renderer()
+    column_in -= 2 * matplotlib.rcParams["savefig.pad_inches"]
     for legend in list(fig.legends):  # a figure-wide legend wider than the column: fewer entries per row
         width = legend.get_window_extent(renderer).width / fig.dpi
         if width > column_in and legend._ncols > 1:
@@ -145,8 +146,8 @@ def fit_column(fig, column_in: float = COLUMN_IN) -> None:
             loc, frameon = legend._loc, legend.get_frame_on()
             legend.remove()
             fig.legend(handles, labels, loc=loc, ncols=ncols, frameon=frameon)
-    for _ in range(3):
-        extent = fig.get_tightbbox(renderer).width  # inches
+    for _ in range(5):
+        extent = _saved_width_in(fig)
         if extent <= column_in + 0.01:
             return
         w, h = fig.get_size_inches()
@@ -161,6 +162,17 @@ def enforce_min_font(fig, min_font: float = MIN_FONT_PT) -> None:
     for text in fig.findobj(Text):
         if text.get_fontsize() < min_font:
             text.set_fontsize(min_font)
+
+
+def _saved_width_in(fig) -> float:
+    """Width (inches) of what the 2× PNG holds: text is measured at that resolution (hinting makes it ~2%
+    wider than at 96 dpi), the saving pad left out."""
+    dpi = fig.dpi
+    fig.set_dpi(2 * DPI)
+    try:
+        return fig.get_tightbbox(fig.canvas.get_renderer()).width
+    finally:
+        fig.set_dpi(dpi)
 
 
 def font_sizes(fig) -> list[float]:
