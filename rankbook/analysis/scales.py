@@ -218,6 +218,8 @@ def scale_claims(
         claim = lower_rank_claim(tier_rows)
         left = "; ".join(f"{s:g} {why}" for s, why in claim["left out"].items())
         measured = _per_scale(tier_rows, "stable rank", ".2f") + (f"; left out: {left}" if left else "")
+        if claim["partly aligned"]:
+            measured += "; partly aligned heads at " + ", ".join(f"{s:g}" for s in claim["partly aligned"])
         verdict = (
             "inconclusive"
             if len(claim["scales"]) < 2
