@@ -106,6 +106,7 @@ glue("ch03_fig_plateaus", toy_figures.perturbations(
 decay = {r["plateau"]: r["decay end / start"] for r in plateau_rows}
 short = [r["plateau"] for r in plateau_rows if r["plateau length (t)"] < r["window (t)"]]
 glue_all("ch03", {"decay": ", ".join(f"{v:.1e} on {k}" for k, v in decay.items()),
+                  "return": ", ".join(f"{r['closest return min / start']:.1e}" for r in plateau_rows),
                   "short": ", ".join(short) or "none",
                   "closest": ", ".join(f"{r['unperturbed: closest to θ^k']:.1e} ({r['plateau']})"
                                        for r in plateau_rows)})
@@ -121,7 +122,10 @@ glue_all("ch03", {"decay": ", ".join(f"{v:.1e} on {k}" for k, v in decay.items()
 #
 # At finite α not every saddle is a long plateau. The unperturbed run comes as
 # close to θ^k as {glue:text}`ch03_closest`; on {glue:text}`ch03_short` the
-# plateau is shorter than the window, which then runs into the next jump.
+# plateau is shorter than the window, which then runs into the next jump: there
+# the distance first falls, to {glue:text}`ch03_return` of its initial value
+# (per plateau, the smallest over the window), then grows again as the perturbed
+# and unperturbed runs take the next jump at slightly different times.
 # Assumption 4.3 is about the saddles of the α → 0 limit, so we also kick each
 # θ^k of Algorithm 1 itself (weights off the support at 1e-60) and follow the
 # flow for a fixed window.

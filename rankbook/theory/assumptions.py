@@ -69,6 +69,7 @@ def plateau_rows(experiments: list[tuple[int, Perturbation]], final_stage: int,
         row.update({"τ of kick": e.tau, "window (t)": window, "weights kicked": int(e.perturbed_coords.size),
                     "‖Δ(u⊙v)‖ after kick": float(d[0]), "‖Δ(u⊙v)‖ at window end": float(d[-1]),
                     "decay end / start": float(d[-1] / d[0]) if d[0] > 0 else float("nan"),
+                    "closest return min / start": float(d.min() / d[0]) if d[0] > 0 else float("nan"),
                     "decay rate (1/t)": float(np.log(d[0] / d[-1]) / window) if d[0] > 0 else float("nan")})
     return rows
 
