@@ -262,6 +262,9 @@ stable_rank.stable_rank_table(runs)
 # seeds.
 
 # %% tags=["hide-input"]
+stable_rank.seeds_table({profile: runs, **stored}, "qk")
+
+# %% tags=["hide-input"]
 for tier in ("reference", "paper"):
     fig = stable_rank.stored_figure(stored, tier, f"the ViT on {dataset}")
     glue(f"ch04_fig_rank_{tier}", fig, display=False)

@@ -43,6 +43,8 @@ def test_trend_figure_names_each_layers_verdicts_and_tables_cover_every_layer(ru
     rows = stable_rank.trend_table(run).records()
     assert len(rows) == 2 * run.config["depth"] and {r["verdict"] for r in rows} <= set(trend.VERDICTS)
     assert len(stable_rank.curve_table(run, "vo", count=3).records()) == run.config["depth"]
+    seeds = stable_rank.seeds_table({"fast": [run, run], "paper": []}).records()
+    assert len(seeds) == run.config["depth"] and seeds[0]["std over seeds"] == 0 and seeds[0]["seeds"] == 2
     table = stable_rank.stable_rank_table([run, run]).records()
     assert table[0]["Δqk std"] == pytest.approx(np.nanstd(run.arrays["stable_rank_delta_qk"][-1, 0]))
 

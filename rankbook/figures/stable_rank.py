@@ -200,23 +200,26 @@ def curve_table(results: Result | Sequence[Result], kind: str, count: int = 7) -
     return Table(rows, digits=3, title=f"Stable rank of Δ{kind} at a few steps (mean over heads)")
 
 
-def seeds_table(results_per_seed: Sequence[Result], kind: str = "qk") -> Table:
-    """Per layer: final stable rank of Δ (mean over heads), mean ± std over seeds, and test accuracy."""
-    per_seed = np.array([np.nanmean(r.arrays[f"stable_rank_delta_{kind}"][-1], -1) for r in results_per_seed])
-    acc = np.array([r.manifest.get("final_test_acc", np.nan) for r in results_per_seed])
-    rows = [
-        {
-            "layer": layer + 1,
-            f"Δ{kind} stable rank (mean over seeds)": float(per_seed[:, layer].mean()),
-            "std over seeds": float(per_seed[:, layer].std()),
-        }
-        for layer in range(per_seed.shape[1])
-    ]
-    return Table(
-        rows,
-        digits=3,
-        title=f"{len(results_per_seed)} seed(s); test accuracy {acc.mean():.3f} ± {acc.std():.3f}",
-    )
+def seeds_table(by_tier: Mapping[str, Sequence[Result]], kind: str = "qk") -> Table:
+    """Per tier and layer: final stable rank of Δ (mean over heads), mean ± std over seeds; test accuracy."""
+    rows = []
+    for tier, rs in by_tier.items():
+        if not rs:
+            continue
+        per_seed = np.array([np.nanmean(r.arrays[f"stable_rank_delta_{kind}"][-1], -1) for r in rs])
+        acc = np.array([r.manifest.get("final_test_acc", np.nan) for r in rs])
+        rows += [
+            {
+                "tier": tier,
+                "layer": layer + 1,
+                "seeds": len(rs),
+                f"Δ{kind} stable rank, mean over seeds": float(per_seed[:, layer].mean()),
+                "std over seeds": float(per_seed[:, layer].std()),
+                "test accuracy": f"{acc.mean():.3f} ± {acc.std():.3f}",
+            }
+            for layer in range(per_seed.shape[1])
+        ]
+    return Table(rows, digits=3, title=f"Final stable rank of Δ{kind} per seed, by tier")
 
 
 def not_stored(tier: str, what: str):
