@@ -81,7 +81,7 @@ def spectra_over_training(
     idx = pick_steps(a["step"], n_steps)
     greens = plt.cm.Greens(np.linspace(0.35, 1.0, len(idx)))
     null = _normalized(null_rank(result)["svals"])
-    fig, axes = style.figure(len(kinds), len(heads))
+    fig, axes = style.figure(len(kinds) + 1, len(heads), height=2.4)  # last row: room for the legend
     for row, kind in enumerate(kinds):
         for col, (layer, head) in enumerate(heads):
             ax = axes[row, col]
@@ -95,11 +95,13 @@ def spectra_over_training(
             )
             ax.set(
                 title=f"{KIND_LABEL[kind]}: layer {layer + 1}, head {head + 1}",
-                xlabel="singular value index",
-                ylabel="normalized singular value",
+                xlabel="index",
+                ylabel="σ / σ₁" if col == 0 else "",
                 ylim=(0, 1.05),
             )
-    axes[0, -1].legend(loc="upper right")
+    for ax in axes[-1]:
+        ax.set_axis_off()
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False)
     return style.finish(
         fig,
         "Normalized spectra: initialization (red) vs learned perturbation Δ (green)",
