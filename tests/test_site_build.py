@@ -46,6 +46,7 @@ def test_glue_numref_admonitions_and_folded_cells_render(tmp_path, monkeypatch):
     (book / "notebooks").mkdir(parents=True)
     shutil.copy2(paths.REPO_ROOT / "_config.yml", book / "_config.yml")
     shutil.copytree(paths.REPO_ROOT / "book", book / "book")
+    (book / "book" / "intro.md").write_text("# Demo book\n\nSee {doc}`../notebooks/01_demo`.\n")
     (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nparts:\n  - caption: Demo\n"
                                    "    chapters:\n      - file: notebooks/01_demo\n"
                                    "      - file: book/references\n")
