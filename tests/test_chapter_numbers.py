@@ -77,6 +77,8 @@ def test_figures_build_for_spectra_scales_and_missing_tiers(run):
     fig = stable_rank.per_scale({1.0: [run], 0.1: [run]}, "fast", layers=(0, 1), status={0.1: "collapsed"})
     assert "collapsed" in " ".join(t.get_text() for t in fig.axes[0].get_xticklabels())
     assert "not stored" in stable_rank.stored_figure({"paper": []}, "paper", "x")._suptitle.get_text()
+    own = stable_rank.stored_figure({"paper": []}, "reference", "x")
+    assert "this page's run" in own._suptitle.get_text()
 
 
 def test_lora_figures_mark_the_recovery_ranks(run):

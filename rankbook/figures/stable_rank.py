@@ -222,23 +222,29 @@ def seeds_table(by_tier: Mapping[str, Sequence[Result]], kind: str = "qk") -> Ta
     return Table(rows, digits=3, title=f"Final stable rank of Δ{kind} per seed, by tier")
 
 
-def not_stored(tier: str, what: str):
-    """A small figure saying that ``tier``'s run of ``what`` is not stored (a glued figure always exists)."""
+def note(title: str, text: str):
+    """A small figure holding only ``text`` (so that a glued figure always exists)."""
     fig, axes = style.figure(1, 1, width=6.5, height=1.6)
     axes[0, 0].set_axis_off()
-    axes[0, 0].text(
-        0.5,
-        0.5,
+    axes[0, 0].text(0.5, 0.5, text, ha="center", va="center", transform=axes[0, 0].transAxes)
+    return style.finish(fig, title)
+
+
+def not_stored(tier: str, what: str):
+    """A note saying that ``tier``'s run of ``what`` is not stored."""
+    return note(
+        f"{tier} tier: not stored",
         f"No stored {tier} run of {what} for this code and data.\n"
         f"Make it with `python -m rankbook run --profile {tier}` and commit results/.",
-        ha="center",
-        va="center",
-        transform=axes[0, 0].transAxes,
     )
-    return style.finish(fig, f"{tier} tier: not stored")
 
 
 def stored_figure(stored: Mapping[str, Sequence[Result]], tier: str, what: str):
-    """:func:`through_training` of ``tier``'s stored runs, or :func:`not_stored` when there are none."""
-    rs = stored.get(tier) or []
+    """:func:`through_training` of ``tier``'s stored runs; a note when none is stored, or when ``tier`` is
+    the live run (a chapter's ``stored`` leaves out the profile it runs)."""
+    if tier not in stored:
+        return note(
+            f"{tier} tier: this page's run", f"The {tier} run of {what} is this page's own run (above)."
+        )
+    rs = stored[tier]
     return through_training(rs, tier, label=f"Stored {tier} run: ") if rs else not_stored(tier, what)
