@@ -13,34 +13,34 @@ from pathlib import Path
 import pytest
 import torch
 
-from rankbook.data import images
+from rankbook.data import images, text
+from rankbook.settings import lm as lm_settings
 from rankbook.settings import profiles
 from rankbook.settings.vit import PROFILES
 from rankbook.store import paths, results
-from rankbook.training import loop, vit
+from rankbook.training import lm, loop, vit
 from rankbook.training.__main__ import vit_runs
 from rankbook.training.options import FitOptions
 
 STORED = sorted(p.parent for p in (paths.REPO_ROOT / "results").glob("*/manifest.json"))
-NEEDED = (
-    "step",
-    "epoch",
-    "test_acc",
-    "train_loss",
-    "delta_qk",
-    "delta_vo",
-    "stable_rank_delta_qk",
-    "stable_rank_delta_vo",
-    "init_qk",
-    "init_vo",
-    "top_left_qk",
-    "top_right_qk",
-)
+NEEDED = ("step", "train_loss", "delta_qk", "delta_vo", "stable_rank_delta_qk", "stable_rank_delta_vo",
+          "init_qk", "init_vo", "top_left_qk", "top_right_qk")
+NEEDED_BY_KIND = {"vit": ("epoch", "test_acc"), "gpt": ("eval_loss",)}
 
 
 def _expected() -> dict[str, tuple[str, dict]]:
-    """{folder name: (profile, config)} of every ViT run the stored tiers' chapters ask for."""
+    """{folder name: (profile, config)} of every run the stored tiers' chapters ask for."""
     out = {}
+    for profile in ("reference", "paper"):
+        settings = profiles.select(lm_settings.PROFILES, profile)
+        for seed in settings.seeds:
+            for rank in (0, *settings.lora_ranks):
+                try:
+                    task = lm.task(settings, seed, lora_rank=rank, download=False)
+                    task.config_dict()
+                except text.TextDataNotFoundError:
+                    continue  # WikiText-103 (the paper profile's) is not offline
+                _add(out, profile, task, settings)
     for profile in ("reference", "paper"):
         settings = profiles.select(PROFILES, profile)
         datasets = []
@@ -51,12 +51,16 @@ def _expected() -> dict[str, tuple[str, dict]]:
             except images.DataNotFoundError:
                 continue  # a data set not here cannot have its runs checked (CIFAR-100 is not offline)
         for run in vit_runs(settings, datasets):
-            task = vit.task(settings, **run)
-            for device in ("cpu", "cuda"):
-                options = FitOptions(settings.precision, settings.compile).resolved(torch.device(device))
-                cfg = results.canonical(loop.results_config(task, options, settings.track_per_decade))
-                out[results.run_dir(task.name, cfg, Path(".")).name] = (profile, cfg)
+            _add(out, profile, vit.task(settings, **run), settings)
     return out
+
+
+def _add(out: dict, profile: str, task, settings) -> None:
+    """The task's folder name and config as a GPU (precision "auto" → bf16) or a CPU would key it."""
+    for device in ("cpu", "cuda"):
+        options = FitOptions(settings.precision, settings.compile).resolved(torch.device(device))
+        cfg = results.canonical(loop.results_config(task, options, settings.track_per_decade))
+        out[results.run_dir(task.name, cfg, Path(".")).name] = (profile, cfg)
 
 
 def test_results_folder_holds_runs():
@@ -81,7 +85,7 @@ def test_stored_run_is_current(folder):
     manifest = json.loads((folder / results.MANIFEST).read_text())
     assert manifest["config"] == cfg and manifest["key"] == results.config_key(cfg)
     stored = results.load(folder)
-    missing = [k for k in NEEDED if k not in stored.arrays]
+    missing = [k for k in NEEDED + NEEDED_BY_KIND[cfg["kind"]] if k not in stored.arrays]
     assert not missing, f"{folder} lacks arrays {missing} that the figures read"
     assert stored.arrays["step"][-1] == manifest["total_steps"], "an unfinished run was committed"
     assert not (folder / "checkpoint.pt").exists(), (

@@ -229,3 +229,20 @@ def test_a_run_stored_by_a_gpu_is_found_on_the_cpu(tmp_path):
     assert (
         loop.fit(task, root=tmp_path, track_per_decade=3, train_missing=False) is None
     )  # fp32 asked: not it
+
+
+def test_looking_up_a_run_whose_data_is_missing_downloads_nothing_and_finds_nothing(tmp_path, monkeypatch):
+    from rankbook.data import images
+
+    asked = []
+
+    def fingerprint(name, download=True, root=None):
+        asked.append(download)
+        raise images.DataNotFoundError(f"{name} is not here")
+
+    monkeypatch.setattr(images, "fingerprint", fingerprint)
+    settings = profiles.select(PROFILES, "reference")
+    assert vit.run(settings, "cifar100", 1.0, 0, train_missing=False, root=tmp_path) is None
+    assert asked == [False]  # looked without downloading
+    with pytest.raises(images.DataNotFoundError, match="cifar100 is not here"):
+        vit.run(settings.replace(datasets=("cifar100",)), "cifar100", 1.0, 0, root=tmp_path)

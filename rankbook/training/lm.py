@@ -18,8 +18,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rankbook.analysis import lora
 from rankbook.data import text
+from rankbook.models.adapters import add_adapters
 from rankbook.models.gpt import GPT, GPTConfig
 from rankbook.settings.lm import LMSettings
 from rankbook.store import results
@@ -50,8 +50,8 @@ RESULT_FIELDS = (
 class LMTask:
     """Causal language modelling on WikiText for :func:`rankbook.training.loop.fit`."""
 
-    def __init__(self, settings: LMSettings, seed: int):
-        self.settings, self.seed = settings, int(seed)
+    def __init__(self, settings: LMSettings, seed: int, *, download: bool = True):
+        self.settings, self.seed, self.download = settings, int(seed), download
         # the tokenizer actually used (GPT-2's BPE falls back to bytes if it cannot load) keys the results
         self.tokenizer = text.tokenizer(settings.tokenizer)
         self.name = f"gpt-{settings.corpus}-{self.tokenizer.name}-d{settings.d_model}-seed{self.seed}"
@@ -60,7 +60,8 @@ class LMTask:
 
     def config_dict(self) -> dict[str, Any]:
         s = self.settings
-        data = {split: text.fingerprint(s.corpus, split) for split in (s.train_split, s.eval_split)}
+        splits = (s.train_split, s.eval_split)
+        data = {split: text.fingerprint(s.corpus, split, download=self.download) for split in splits}
         return {
             "kind": "gpt",
             **{k: getattr(s, k) for k in RESULT_FIELDS},
@@ -140,8 +141,8 @@ class LMTask:
 class LoRATask(LMTask):
     """:class:`LMTask` whose attention weights train only through rank-``rank`` adapters from the init."""
 
-    def __init__(self, settings: LMSettings, seed: int, rank: int):
-        super().__init__(settings, seed)
+    def __init__(self, settings: LMSettings, seed: int, rank: int, *, download: bool = True):
+        super().__init__(settings, seed, download=download)
         self.rank = int(rank)
         self.name = f"{self.name}-lora{self.rank}"
 
@@ -149,12 +150,14 @@ class LoRATask(LMTask):
         return {**super().config_dict(), "lora_rank": self.rank}
 
     def build_model(self) -> torch.nn.Module:
-        return lora.add_adapters(super().build_model(), self.rank, seed=self.seed)
+        return add_adapters(super().build_model(), self.rank, seed=self.seed)
 
 
-def task(settings: LMSettings, seed: int, *, lora_rank: int = 0) -> LMTask:
+def task(settings: LMSettings, seed: int, *, lora_rank: int = 0, download: bool = True) -> LMTask:
     """The task of one LM run; ``lora_rank > 0`` trains attention only through rank-r adapters."""
-    return LoRATask(settings, seed, lora_rank) if lora_rank else LMTask(settings, seed)
+    if lora_rank:
+        return LoRATask(settings, seed, lora_rank, download=download)
+    return LMTask(settings, seed, download=download)
 
 
 def run(
@@ -166,9 +169,19 @@ def run(
     root: Path | None = None,
     progress: bool = True,
 ) -> results.Result | None:
-    """The result of one LM run (with rank-``lora_rank`` adapters if > 0): stored, else trained (resuming)."""
+    """The result of one LM run (with rank-``lora_rank`` adapters if > 0): stored, else trained (resuming).
+
+    ``train_missing=False`` only looks: nothing is downloaded, and text that is not here means not stored.
+    """
+    try:
+        the_task = task(settings, seed, lora_rank=lora_rank, download=train_missing)
+        the_task.config_dict()  # the data's fingerprint: raises here when the text is missing
+    except text.TextDataNotFoundError:
+        if train_missing:
+            raise
+        return None
     return loop.fit(
-        task(settings, seed, lora_rank=lora_rank),
+        the_task,
         root=root,
         device=settings.device,
         options=FitOptions(precision=settings.precision, compile=settings.compile),

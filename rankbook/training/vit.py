@@ -63,6 +63,7 @@ class ViTTask:
         *,
         sweep: bool = False,
         data: tuple[images.ImageData, images.ImageData] | None = None,
+        download: bool = True,
     ):
         if sweep:
             settings = settings.replace(
@@ -72,7 +73,7 @@ class ViTTask:
         self.settings, self.dataset = settings, dataset
         self.init_scale, self.seed = float(init_scale), int(seed)
         self.name = f"vit-{dataset}-scale{self.init_scale:g}-seed{self.seed}"
-        self._data = data
+        self._data, self.download = data, download
         # in-memory splits (tests) are keyed by their contents, a data set on disk by its source's fingerprint
         self._fingerprint = _contents_fingerprint(data) if data is not None else None
         self._device: torch.device | None = None
@@ -81,7 +82,7 @@ class ViTTask:
     def config_dict(self) -> dict[str, Any]:
         s = self.settings
         if self._fingerprint is None:  # once per task: fit looks the key up for several devices
-            self._fingerprint = images.fingerprint(self.dataset)
+            self._fingerprint = images.fingerprint(self.dataset, download=self.download)
         data = self._fingerprint
         return {
             "kind": "vit",
@@ -235,11 +236,21 @@ def run(
     root: Path | None = None,
     progress: bool = True,
 ) -> results.Result | None:
-    """One ViT run's result: stored, else trained (resuming if killed), else None (train_missing=False)."""
+    """One ViT run's result: stored, else trained (resuming if killed).
+
+    ``train_missing=False`` only looks: None when not stored; nothing is downloaded, and a data set that is
+    not here means not stored.
+    """
+    the_task = ViTTask(settings, dataset, init_scale, seed, sweep=sweep, download=train_missing)
     if train_missing:
         require_data(settings)
+    else:
+        try:
+            the_task.config_dict()  # the data's fingerprint: raises here when the data set is missing
+        except images.DataNotFoundError:
+            return None
     return loop.fit(
-        ViTTask(settings, dataset, init_scale, seed, sweep=sweep),
+        the_task,
         root=root,
         device=settings.device,
         options=FitOptions(precision=settings.precision, compile=settings.compile),
