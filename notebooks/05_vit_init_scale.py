@@ -72,9 +72,9 @@ if importlib.util.find_spec("rankbook") is None:
 
 # %% tags=["hide-input"]
 from IPython.display import display
-from myst_nb import glue
 
 from rankbook.analysis import claims, report, scales
+from rankbook.book.glue import glue
 from rankbook.book.source import show_source
 from rankbook.figures import spectra, stable_rank
 from rankbook.figures.tables import Table

@@ -55,9 +55,8 @@ if importlib.util.find_spec("rankbook") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
 # %% tags=["hide-input"]
-from myst_nb import glue
-
 from rankbook.analysis import claims, report, truncation
+from rankbook.book.glue import glue
 from rankbook.book.source import show_source
 from rankbook.figures import lora as lora_figures
 from rankbook.figures.tables import Table

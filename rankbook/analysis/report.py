@@ -25,7 +25,7 @@ NAMES = {"qk": "ΔW_K W_Q^T", "vo": "ΔW_V W_O^T"}
 
 def glue_all(prefix: str, numbers: Mapping[str, Any]) -> None:
     """``glue(f"{prefix}_{key}", value)`` for every number (myst-nb; text values for ``{glue:text}``)."""
-    from myst_nb import glue
+    from rankbook.book.glue import glue
 
     for key, value in numbers.items():
         glue(f"{prefix}_{key}", value, display=False)
