@@ -39,7 +39,7 @@
 
 # %% tags=["parameters"]
 profile: str = ""  # "fast" (CPU, minutes), "reference" or "paper"; empty: $RANKBOOK_PROFILE, else "fast"
-null_seeds: int = 2  # random rank-r updates drawn per rank for the null
+null_seeds: int = 0  # random rank-r updates drawn per rank for the null; 0: the profile's
 lora_ranks: str = ""  # comma-separated ranks of the LoRA adapters trained from init; empty: the profile's
 
 # %% tags=["remove-cell", "colab-setup"]
@@ -68,7 +68,8 @@ from rankbook.training import lm, vit
 CHAPTER = "07_lora"
 profile = profiles.resolve(profile)
 vit_settings = profiles.select(vit_settings_table.PROFILES, profile)
-lm_settings = profiles.select(lm_settings_table.PROFILES, profile, lora_ranks=lora_ranks or None)
+lm_settings = profiles.select(lm_settings_table.PROFILES, profile, lora_ranks=lora_ranks or None,
+                              null_seeds=null_seeds or None)  # validated here, before any work
 dataset, seed, lm_seed = vit_settings.datasets[0], vit_settings.seeds[0], lm_settings.seeds[0]
 print(f"profile {profile}; ViT: {dataset}, seed {seed}; LM: {lm_settings.corpus}, seed {lm_seed}")
 
@@ -89,8 +90,9 @@ lm_run = lm.run(lm_settings, lm_seed)
 # ## Metric against the rank of every attention update
 
 # %%
-sweeps = {"ViT": truncation.task_rank_sweep(vit_task, vit_run, "test_acc", null_seeds=range(null_seeds)),
-          "LM": truncation.task_rank_sweep(lm_task, lm_run, "eval_loss", null_seeds=range(null_seeds))}
+nulls = range(lm_settings.null_seeds)
+sweeps = {"ViT": truncation.task_rank_sweep(vit_task, vit_run, "test_acc", null_seeds=nulls),
+          "LM": truncation.task_rank_sweep(lm_task, lm_run, "eval_loss", null_seeds=nulls)}
 
 # %% tags=["hide-input"]
 for name, result, ylabel in (("ViT", vit_run, "test accuracy"), ("LM", lm_run, "eval loss (nats/token)")):

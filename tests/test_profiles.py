@@ -93,3 +93,15 @@ def test_non_finite_numbers_are_rejected(bad):
 def test_unparseable_tuple_text_names_the_field():
     with pytest.raises(profiles.ProfileError, match=r"Demo.alphas must be tuple"):
         profiles.select(TABLE, "fast", alphas="[0.5,")
+
+
+def test_chapter_07_parameters_fail_before_any_work():
+    """papermill passes what the user typed: a bad value is refused when the settings are built."""
+    from rankbook.settings.lm import PROFILES as LM
+
+    assert profiles.select(LM, "fast", lora_ranks="4").lora_ranks == (4,)  # -p lora_ranks 4
+    assert profiles.select(LM, "fast", lora_ranks="1,4").lora_ranks == (1, 4)
+    with pytest.raises(profiles.ProfileError, match="null_seeds must be int, got 'abc'"):
+        profiles.select(LM, "fast", null_seeds="abc")
+    with pytest.raises(profiles.ProfileError, match="null_seeds=-1 is out of range"):
+        profiles.select(LM, "fast", null_seeds=-1)

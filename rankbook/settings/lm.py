@@ -64,6 +64,7 @@ class LMSettings(Settings):
     lora_ranks: tuple[int, ...] = param(
         (1, 4, 16, 64), ge=1, help="ranks of the LoRA adapters trained in chapter 07"
     )
+    null_seeds: int = param(2, ge=1, help="random rank-r updates per rank (chapter 07's null)")
     layers_shown: tuple[int, ...] = param((1, 6, 12), ge=1, help="layers (from 1) drawn in chapter 06")
     precision: str = param("fp32", choices=("fp32", "bf16", "auto"),
                            help="training arithmetic: fp32, bf16 autocast, or auto (bf16 on CUDA, else fp32)")
