@@ -36,7 +36,7 @@ def gradient_descent(loss_and_grad: LossAndGrad, theta0: np.ndarray, alpha: floa
     m, s = np.zeros_like(theta), np.zeros_like(theta)
     thetas, losses = [], []
     start = time.perf_counter()
-    with single_thread_blas():
+    with single_thread_blas(), np.errstate(over="ignore", invalid="ignore"):  # a too-large step diverges
         for step in range(record_steps[-1] + 1):
             index = None if batch_size is None else rng.choice(n_samples, size=batch_size, replace=False)
             loss, grad = loss_and_grad(theta, index) if index is not None else loss_and_grad(theta)
@@ -91,7 +91,8 @@ def optimizer_rows(net, runs: dict, threshold: float) -> list[dict]:
     """Per run: final loss, largest loss rise, how many coordinates ever reach ``threshold``, first onsets."""
     rows = []
     for name, traj in runs.items():
-        onsets = flow.activation_times(traj, threshold)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged run's u⊙v overflows
+            onsets = flow.activation_times(traj, threshold)
         ever = np.flatnonzero(~np.isnan(onsets))
         first = sorted(ever, key=lambda i: onsets[i])[:6]
         final = float(traj.loss[-1])
