@@ -46,14 +46,17 @@ profile: str = ""  # "fast", "reference" or "paper"; empty: $RANKBOOK_PROFILE, e
 alphas: list = None  # initialization scales compared with Algorithm 1; None: the profile's theory_alphas
 seed: int = None  # data/teacher/init seed; None: the profile's
 
-# %% tags=["remove-cell"]
-# Colab: install rankbook and the few packages Colab lacks (it keeps its own torch).
+# %% tags=["remove-cell", "colab-setup"]
+# Installs rankbook where it is missing (Colab, a downloaded notebook); does nothing in the repository.
+# Written by `python -m rankbook.book.colab --write` from _config.yml's repository.url: do not edit by hand.
 import importlib.util
+import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules and importlib.util.find_spec("rankbook") is None:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/rankbook/rankbook"])
+if importlib.util.find_spec("rankbook") is None:
+    _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
 # %% tags=["hide-input"]
 import numpy as np

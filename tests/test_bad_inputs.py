@@ -15,14 +15,10 @@ from rankbook.data import images as data
 from rankbook.data import text
 from rankbook.models import vit
 from rankbook.settings import profiles
+from rankbook.settings import toy as toy_settings
 from rankbook.settings import vit as vit_profiles
 from rankbook.store import errors, paths, results
 from rankbook.training import checkpoint, schedule
-
-try:  # the toy settings are moving from theory.toy to settings.toy
-    from rankbook.settings import toy as toy_settings
-except ImportError:
-    from rankbook.theory import toy as toy_settings
 
 
 def _select_vit(**overrides):

@@ -23,10 +23,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from rankbook.settings.toy import PROFILES, ToySettings
-
-#: the profiles live in :mod:`rankbook.settings.toy`; kept here only for tests/test_bad_inputs.py (not ours)
-__all__ = ["PROFILES", "Teacher", "teacher", "dense_teacher", "data", "diagonal_head", "full_head"]
+from rankbook.settings.toy import ToySettings
 from rankbook.theory import flow
 from rankbook.theory.diagonal import DiagonalAttentionHead, FullAttentionHead
 
