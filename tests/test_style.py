@@ -84,6 +84,10 @@ def test_a_legend_outside_the_axes_still_fits_the_column():
     style.finish(fig, "t")
     assert fig.legends[0]._ncols < 6
     assert _shown_width(fig) <= 672, "what the page shows must fit the 672 px column"
+    fig, axes = style.figure(1, 3)  # a subtitle of wide glyphs: the estimate alone would overflow
+    axes[0, 0].plot([0, 1])
+    style.finish(fig, "MMMM WWWW " * 8, "WIDE MW " * 30)
+    assert _shown_width(fig) <= 672
     fig, axes = style.figure(1, 1, width=7.0, height=3.0)  # a note that sticks out of the figure's edge
     axes[0, 0].plot([0, 1])
     fig.text(0.98, 0.5, "a note placed at the edge", ha="left")

@@ -122,8 +122,7 @@ def finish(fig, title: str, subtitle: str = "", *, min_font: float = MIN_FONT_PT
     ``min_font`` points, tight layout; returns ``fig``."""
     width_in = fig.get_size_inches()[0]
     size = matplotlib.rcParams["figure.titlesize"]
-    text = wrap(title, width_in, size) + (f"\n{wrap(subtitle, width_in, size)}" if subtitle else "")
-    fig.suptitle(text, fontsize=size)
+    text = _fitted_title(fig, title, subtitle, size, width_in)
     # grow the figure by the title's lines so the panels keep their height
     w, h = fig.get_size_inches()
     fig.set_size_inches(w, h + (text.count("\n") + 1) * size * 1.3 / 72)
@@ -131,6 +130,29 @@ def finish(fig, title: str, subtitle: str = "", *, min_font: float = MIN_FONT_PT
     fig.tight_layout()
     fit_column(fig)
     return fig
+
+
+def _fitted_title(fig, title: str, subtitle: str, size: float, width_in: float) -> str:
+    """Set the title block wrapped so that, as saved (2x), no line is wider than the figure: the wrap width
+    starts from an estimate and shrinks while the measured block is too wide (wide glyphs, long words)."""
+    limit = min(width_in, COLUMN_IN - 2 * matplotlib.rcParams["savefig.pad_inches"]) - 0.05
+    chars_w = width_in
+    for _ in range(10):
+        text = wrap(title, chars_w, size) + (f"\n{wrap(subtitle, chars_w, size)}" if subtitle else "")
+        fig.suptitle(text, fontsize=size)
+        if _text_width_in(fig, fig._suptitle) <= limit:
+            break
+        chars_w *= 0.9
+    return text
+
+
+def _text_width_in(fig, text) -> float:
+    dpi = fig.dpi
+    fig.set_dpi(2 * DPI)  # measured as the 2x PNG renders it
+    try:
+        return text.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+    finally:
+        fig.set_dpi(dpi)
 
 
 def fit_column(fig, column_in: float = COLUMN_IN) -> None:
