@@ -24,7 +24,6 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # shared cores: idle OpenMP threads sleep, not spin
 
-import platform  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -109,11 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     points = len(schedule.tracking_steps(spe * PAPER_EPOCHS, PER_DECADE))
     run_s = PAPER_EPOCHS * t_epoch
     report = {
-        "mode": "quick" if quick else "full",
-        "device": benchmarking.device_description(device),
-        "device_type": device.type,
-        "torch": torch.__version__,
-        "platform": platform.platform(),
+        **benchmarking.report_header(device, quick),
         "precision": precision,
         "measured_batch": batch,
         "repeats": repeats,

@@ -26,7 +26,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # shared cores: idle OpenMP threads sleep, not spin
 
 import itertools  # noqa: E402
-import platform  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -185,11 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
     params = sum(p.numel() for p in fast_model.parameters())
     report = {
-        "mode": "quick" if quick else "full",
-        "device": benchmarking.device_description(device),
-        "device_type": device.type,
-        "torch": torch.__version__,
-        "platform": platform.platform(),
+        **benchmarking.report_header(device, quick),
         "model": vars(model_cfg) if hasattr(model_cfg, "__dict__") else str(model_cfg),
         "parameters": params,
         "batch": batch,

@@ -54,6 +54,12 @@ def resolve(args: argparse.Namespace) -> tuple[torch.device, bool]:
     return device, quick
 
 
+def report_header(device: torch.device, quick: bool) -> dict[str, Any]:
+    """The fields every benchmark's JSON starts with: mode, device, torch version, platform."""
+    return {"mode": "quick" if quick else "full", "device": device_description(device),
+            "device_type": device.type, "torch": torch.__version__, "platform": platform.platform()}
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
