@@ -1,6 +1,6 @@
 """Show the package code behind a result on the page: the code a reader sees is the code that ran.
 
-A chapter puts ``show_source(rankbook.theory.algorithm1.run)`` in a folded
+A chapter puts ``show_source(rankbook.theory.algorithm1.algorithm1)`` in a folded
 cell (``tags=["hide-input"]``). The output is a Markdown code block, so the
 site highlights it with the book's theme and Jupyter/Colab render it the same
 way; in a terminal it prints as plain text.
