@@ -18,7 +18,7 @@ import pytest
 import tiny  # tests/ is on sys.path under pytest
 import torch
 
-from rankbook.training import loop
+from rankbook.training import loop, run
 from rankbook.training.options import FitOptions
 
 FAST = FitOptions(precision="bf16", sync_every_step=False)
@@ -59,12 +59,12 @@ def test_bf16_results_get_their_own_key():
 
 
 def test_deferred_check_still_names_the_first_bad_step(tmp_path):
-    orig = loop.lr_at
+    orig = run.lr_at
     with pytest.MonkeyPatch.context() as mp:  # NaN weights after update 6: loss NaN from step 7 on
-        mp.setattr(loop, "lr_at", lambda s, *a: math.nan if s == 6 else orig(s, *a))
+        mp.setattr(run, "lr_at", lambda s, *a: math.nan if s == 6 else orig(s, *a))
         # without host syncs the check runs at the next tracking point or checkpoint (step 9), naming step 7
         with pytest.raises(
-            loop.TrainingDiverged, match=r"the loss became nan at step 7 \(epoch 1\) of 12.*step 6\)"
+            run.TrainingDiverged, match=r"the loss became nan at step 7 \(epoch 1\) of 12.*step 6\)"
         ):
             _train(tmp_path, FAST)
     assert torch.load(tiny.checkpoint_in(tmp_path), weights_only=True)["step"] == 6

@@ -14,7 +14,7 @@ import torch
 
 from rankbook.settings import profiles
 from rankbook.settings.vit import PROFILES
-from rankbook.training import checkpoint, loop, schedule, vit
+from rankbook.training import checkpoint, loop, run, schedule, vit
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
@@ -135,17 +135,17 @@ def test_resume_after_sigkill(tmp_path):
     ],
 )
 def test_divergence_stops_naming_the_step_and_keeps_checkpoint(tmp_path, bad_update, message, last_good):
-    orig = loop.lr_at
+    orig = run.lr_at
     with pytest.MonkeyPatch.context() as mp:  # a NaN learning rate for one update poisons the weights
-        mp.setattr(loop, "lr_at", lambda s, *a: math.nan if s == bad_update else orig(s, *a))
-        with pytest.raises(loop.TrainingDiverged, match=message):
+        mp.setattr(run, "lr_at", lambda s, *a: math.nan if s == bad_update else orig(s, *a))
+        with pytest.raises(run.TrainingDiverged, match=message):
             tiny.train(tmp_path)
     assert _step_of(tmp_path) == last_good
 
 
 def test_fit_reuses_a_matching_result_and_not_another(tmp_path, monkeypatch):
     first, _ = tiny.train(tmp_path)
-    monkeypatch.setattr(loop._Run, "train", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(run.Run, "train", lambda *a, **k: pytest.fail("trained again"))
     again, _ = tiny.train(tmp_path)
     _assert_same(first, again)
     assert loop.fit(tiny.task(init_scale=0.1), root=tmp_path, train_missing=False) is None  # not stored: None
@@ -200,9 +200,9 @@ def test_profiles_validate():
 def test_a_time_budget_stops_at_a_checkpoint_and_the_run_resumes(tmp_path, monkeypatch):
     whole, _ = tiny.train(tmp_path / "whole")
     monkeypatch.setenv("RANKBOOK_STOP_AFTER_S", "0")
-    with pytest.raises(loop.TimeBudgetReached, match=r"stopped at the checkpoint of step 3 of 12"):
+    with pytest.raises(run.TimeBudgetReached, match=r"stopped at the checkpoint of step 3 of 12"):
         tiny.train(tmp_path / "sliced")
-    with pytest.raises(loop.TimeBudgetReached, match=r"step 6 of 12"):
+    with pytest.raises(run.TimeBudgetReached, match=r"step 6 of 12"):
         tiny.train(tmp_path / "sliced")
     monkeypatch.delenv("RANKBOOK_STOP_AFTER_S")
     resumed, info = tiny.train(tmp_path / "sliced")

@@ -21,7 +21,7 @@ from rankbook.settings import lm as lm_settings
 from rankbook.settings import profiles
 from rankbook.settings import vit as vit_settings
 from rankbook.store import results
-from rankbook.training import lm, loop, vit
+from rankbook.training import lm, run, vit
 
 
 def vit_runs(settings, datasets=None, seeds=None, scales=None) -> list[dict]:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             settings = profiles.select(lm_settings.PROFILES, args.profile)
             found = [lm.run(settings, seed) for seed in settings.seeds]
-    except loop.TimeBudgetReached as stop:
+    except run.TimeBudgetReached as stop:
         print(f"{stop}", file=sys.stderr)
         return 3
     for result in found:
