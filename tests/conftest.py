@@ -9,3 +9,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    """Empty offline-data and cache folders for this test (RANKBOOK_DATA, RANKBOOK_CACHE point there)."""
+    data_dir, cache = tmp_path / "data", tmp_path / "cache"
+    data_dir.mkdir()
+    monkeypatch.setenv("RANKBOOK_DATA", str(data_dir))
+    monkeypatch.setenv("RANKBOOK_CACHE", str(cache))
+    return data_dir, cache

@@ -30,14 +30,6 @@ def _write_tree(root, per_class=(4, 2)):
                 Image.fromarray(pixels).save(root / split / name / f"{i:04d}.png")
 
 
-@pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    data_dir, cache = tmp_path / "data", tmp_path / "cache"
-    data_dir.mkdir()
-    monkeypatch.setenv("RANKBOOK_DATA", str(data_dir))
-    monkeypatch.setenv("RANKBOOK_CACHE", str(cache))
-    return data_dir, cache
-
 
 def test_imagefolder_tree(dirs):
     data_dir, cache = dirs

@@ -10,15 +10,6 @@ from rankbook.data import images, text
 from rankbook.store import fingerprints
 
 
-@pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    data_dir, cache = tmp_path / "data", tmp_path / "cache"
-    data_dir.mkdir()
-    monkeypatch.setenv("RANKBOOK_DATA", str(data_dir))
-    monkeypatch.setenv("RANKBOOK_CACHE", str(cache))
-    return data_dir, cache
-
-
 def _archive(data_dir, tmp_path, payload=b"pixels"):
     src = tmp_path / "src" / "cifar10-jpeg"
     for split in ("train", "test"):

@@ -89,48 +89,41 @@ class LMSettings(Settings):
             )
 
 
+_FAST = LMSettings(
+    corpus="wikitext-2",
+    train_split="valid",
+    eval_split="test",
+    tokenizer="bytes",
+    context=128,
+    d_model=64,
+    depth=4,
+    heads=4,
+    d_head=16,
+    mlp_dim=256,
+    steps=1500,
+    warmup_steps=100,  # until attention matters: see the docstring
+    batch_size=16,
+    lr=3e-3,
+    eval_windows=64,
+    checkpoint_every=250,
+    eval_batch_size=32,
+    lora_ranks=(1, 4),
+    layers_shown=(1, 2, 4),
+)
+
 PROFILES = {
     "paper": LMSettings(precision="auto", compile=True),  # bf16 + compile on a GPU: minutes, not hours
-    "fast": LMSettings(
-        corpus="wikitext-2",
-        train_split="valid",
-        eval_split="test",
-        tokenizer="bytes",
-        context=128,
-        d_model=64,
-        depth=4,
-        heads=4,
-        d_head=16,
-        mlp_dim=256,
-        steps=1500,
-        warmup_steps=100,  # until attention matters: see the docstring
-        batch_size=16,
-        lr=3e-3,
-        eval_windows=64,
-        checkpoint_every=250,
-        eval_batch_size=32,
-        lora_ranks=(1, 4),
-        layers_shown=(1, 2, 4),
-    ),
-    "reference": LMSettings(
-        corpus="wikitext-2",
-        train_split="valid",
-        eval_split="test",
-        tokenizer="bytes",
-        context=128,
+    "fast": _FAST,
+    # the fast model with 8 heads per layer, wider and trained 4x longer (see the docstring)
+    "reference": _FAST.replace(
         d_model=128,
-        depth=4,
         heads=8,
-        d_head=16,
-        mlp_dim=512,  # 8 heads
+        mlp_dim=512,
         steps=6000,
         warmup_steps=300,
-        batch_size=16,
         lr=2e-3,
         eval_windows=256,
         checkpoint_every=500,
-        eval_batch_size=32,
         lora_ranks=(1, 4, 16),
-        layers_shown=(1, 2, 4),
     ),
 }
