@@ -89,6 +89,11 @@ def spectrum_numbers(result) -> dict[str, str]:
     return out
 
 
+def model_name(result) -> str:
+    """How a claim row names the model of a run: "ViT" or "language model" (from the run's config)."""
+    return "ViT" if result.config.get("kind") == "vit" else "language model"
+
+
 def spectrum_claim(result, tier: str, chapter: str) -> dict[str, str]:
     """Claim row: Δ's spectrum is concentrated in few directions, unlike the product at init."""
     a = result.arrays
@@ -96,9 +101,9 @@ def spectrum_claim(result, tier: str, chapter: str) -> dict[str, str]:
     measured = "; ".join(
         f"top σ² share {NAMES[k]} {d:.0%} vs {i:.0%} at init" for k, (d, i) in shares.items()
     )
-    verdict = "reproduced" if all(d > i for d, i in shares.values()) else "not reproduced"
+    verdict = claims.combine([claims.verdict(d > i, against=d < i) for d, i in shares.values()])
     return claims.row(
-        "The learned perturbation Δ is low-rank compared with the initial product",
+        f"{model_name(result)}: the learned perturbation Δ is low-rank compared with the initial product",
         "Figs. 1a, 5, 11",
         tier,
         measured,
@@ -110,25 +115,49 @@ def spectrum_claim(result, tier: str, chapter: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- Fig. 12
 
 
-def trend_numbers(results) -> dict[str, str]:
-    """Per kind: verdict counts, overall verdict, the mean over heads and layers at step 1, minimum, end.
+def _layer_mean(results, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    steps, sr = trend.pooled(results, kind)
+    with warnings.catch_warnings():  # step 0: Δ = 0, every head NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return steps, np.nanmean(sr.reshape(len(steps), -1), axis=1)
 
-    ``results``: one run or its seeds (heads pooled, see :func:`rankbook.analysis.trend.pooled`).
+
+def shapes_text(layer_trends: Sequence[trend.LayerTrend]) -> str:
+    """E.g. "dips then rises: layers 1-5; rises: layer 6" (the shapes of the layers' curves in the window)."""
+    by: dict[str, list[int]] = {}
+    for t in layer_trends:
+        by.setdefault(t.shape, []).append(t.layer + 1)
+    return "; ".join(
+        f"{shape}: layer{'s' if len(ls) > 1 else ''} {', '.join(map(str, ls))}" for shape, ls in by.items()
+    )
+
+
+def trend_numbers(results) -> dict[str, str]:
+    """Per kind: verdict counts, the verdict over layers, shapes, and the mean over heads and layers at step
+    1, at the start of the verdict's window, its lowest point inside the window (and where), and at the end.
+
+    ``results``: one run or its seeds (heads pooled, see :func:`rankbook.analysis.trend.pooled`). Every
+    "falls to X at step s" a chapter writes comes from here, so it lies inside the verdict's window.
     """
-    out = {}
+    out = {"window_start": f"{trend.TRANSIENT_STEPS:,}"}
     for kind in KINDS:
         ts = trend.run_trends(results, kind)
-        steps, sr = trend.pooled(results, kind)
-        with warnings.catch_warnings():  # step 0: Δ = 0, every head NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(sr.reshape(len(steps), -1), axis=1)
+        steps, mean = _layer_mean(results, kind)
         i1 = list(steps).index(1) if 1 in steps else 1
-        i_min = i1 + int(np.nanargmin(mean[i1:]))
+        window = np.flatnonzero(trend.window_mask(steps) & np.isfinite(mean))
+        i_min = window[int(np.argmin(mean[window]))]
+        first, _ = trend.fractions(steps[window].astype(float))
+        rises = sum(t.verdict == "rises" for t in ts)
+        falls = sum(t.verdict == "falls" for t in ts)
         out.update(
             {
                 f"{kind}_rises": trend.count(ts, "rises"),
+                f"{kind}_falls": trend.count(ts, "falls"),
                 f"{kind}_overall": trend.overall(ts),
+                f"{kind}_verdict": claims.trend_verdict(rises, falls, len(ts)),
+                f"{kind}_shapes": shapes_text(ts),
                 f"{kind}_step1": f"{mean[i1]:.2f}",
+                f"{kind}_start": f"{np.mean(mean[window][first]):.2f}",
                 f"{kind}_min": f"{mean[i_min]:.2f}",
                 f"{kind}_min_step": f"{int(steps[i_min]):,}",
                 f"{kind}_end": f"{mean[-1]:.2f}",
@@ -140,15 +169,54 @@ def trend_numbers(results) -> dict[str, str]:
 
 
 def trend_claim(results, tier: str, chapter: str, paper: str = "Fig. 12") -> dict[str, str]:
-    """Claim row: the stable rank of Δ grows gradually through training (after the transient), per layer."""
+    """Claim row: the stable rank of Δ grows gradually through training, per layer, by the calibrated rule."""
     layer_trends = {k: trend.run_trends(results, k) for k in KINDS}
-    measured = "; ".join(f"{NAMES[k]} rises in {trend.count(ts)}" for k, ts in layer_trends.items())
-    overall = {k: trend.overall(ts) for k, ts in layer_trends.items()}
-    rising = sum(v == "rises" for v in overall.values())
-    verdict = "reproduced" if rising == len(overall) else "partly reproduced" if rising else "not reproduced"
+    parts, verdicts = [], []
+    for k, ts in layer_trends.items():
+        rises, falls = (sum(t.verdict == v for t in ts) for v in ("rises", "falls"))
+        verdicts.append(claims.trend_verdict(rises, falls, len(ts)))
+        fell = f", falls in {falls}" if falls else ""
+        parts.append(f"{NAMES[k]} rises in {rises} of {len(ts)} layers{fell} ({shapes_text(ts)})")
+    first = trend.as_list(results)[0]
     return claims.row(
-        "The stable rank of Δ increases gradually during training", paper, tier, measured, verdict, chapter
+        f"{model_name(first)}: the stable rank of Δ increases gradually during training",
+        paper,
+        tier,
+        "; ".join(parts),
+        claims.combine(verdicts),
+        chapter,
     )
+
+
+def rule_change(results, kind: str) -> dict[str, Any]:
+    """What the replaced trend rule said and what the new one says, per layer, with the reason of each change.
+
+    Returns ``{"old": count, "new": count, "changes": ["layer 2: rises → flat (...)", ...]}``.
+    """
+    rs = trend.as_list(results)
+    new = trend.run_trends(rs, kind)
+    old = trend.legacy_run_trends(rs, kind)
+    warm = trend.warmup_steps(rs[0])
+    changes = []
+    for t, o in zip(new, old):
+        if t.verdict == o:
+            continue
+        failed = []
+        if abs(np.log1p(t.change)) < np.log1p(trend.MIN_CHANGE):
+            failed.append(f"end only {t.change:+.0%} against the window's start")
+        if t.verdict != "rises" and o == "rises":
+            if t.change >= trend.MIN_CHANGE and t.drift_z < trend.MIN_DRIFT_Z:
+                failed.append(f"drift z {t.drift_z:.1f} < {trend.MIN_DRIFT_Z}")
+            if t.rho_p > trend.MAX_RHO_P:
+                failed.append(f"ρ {t.rho:.2f} (p {t.rho_p:.2f})")
+            if t.sign_p > trend.MAX_SIGN_P + 1e-12:
+                failed.append(f"{t.heads_up} of {t.heads} heads rise (sign test p {t.sign_p:.2f})")
+        why = "; ".join(failed) or f"the whole window from step {t.window_start} now counts ({t.shape})"
+        changes.append(
+            f"layer {t.layer + 1}: {o} → {t.verdict} (old window from the minimum after the {warm}-step "
+            f"warmup; new, from step {t.window_start}: {t.shape}; {why})"
+        )
+    return {"old": trend.count(old), "new": trend.count(new), "changes": changes}
 
 
 def chapter_claims(
@@ -195,6 +263,28 @@ def transient_numbers(summary: Mapping[str, Mapping[str, float]], result) -> dic
     return out
 
 
+def transient_decay(results, last: int = 32) -> dict[str, str]:
+    """How fast the transient dies out: per kind, the median over layers of the head mean's relative change
+    from one tracked step to the next, for steps up to ``last``, as text ("1→2 −11%, 2→3 −8%, ...").
+
+    This checks the trend window's start (:data:`rankbook.analysis.trend.TRANSIENT_STEPS`), which is fixed
+    (Adam's first-moment memory, 1/(1-β1) = 10 steps), not chosen from these numbers.
+    """
+    out = {}
+    for kind in KINDS:
+        steps, sr = trend.pooled(results, kind)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(sr, axis=-1)  # [points, layers]
+        idx = [i for i, t in enumerate(steps) if 1 <= t <= last]
+        parts = []
+        for i, j in zip(idx, idx[1:]):
+            change = float(np.median(mean[j] / mean[i] - 1))
+            parts.append(f"{int(steps[i])}→{int(steps[j])} {change:+.0%}".replace("-", "−"))
+        out[f"{kind}_decay"] = ", ".join(parts)
+    return out
+
+
 # --------------------------------------------------------------------------- chapter 06: attention ablation
 
 
@@ -216,9 +306,10 @@ def ablation_claim(ablation: Mapping[str, float], tier: str, chapter: str) -> di
         f"{ablation['trained']:.3f} trained ({ablation['share']:.0%} of the drop from "
         f"{ablation['model_at_init']:.3f})"
     )
-    verdict = "attention matters" if ablation["share"] >= 0.1 else "attention barely matters"
+    verdict = claims.verdict(ablation["share"] >= 0.1)
     return claims.row(
-        "A language model trained long enough to use its attention (prerequisite)",
+        "Language model: trained long enough to use its attention (a prerequisite; attention ≥ 10% of the "
+        "loss drop)",
         "beyond the paper",
         tier,
         measured,

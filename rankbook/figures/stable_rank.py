@@ -1,4 +1,4 @@
-"""The stable rank of Δ: through training (Fig. 12) with its trend verdict, per init scale (Fig. 4), tables.
+"""Stable rank of Δ: through training (Fig. 12, v1) with its trend verdict, per init scale (Fig. 4), tables.
 
 Every function takes one run or several runs of the same settings (seeds):
 the curves pool the heads of all seeds, so a band is mean ± std over heads
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from rankbook.analysis import trend
@@ -38,21 +39,26 @@ def through_training(
     metric: str | None = None,
     label: str = "",
 ):
-    """Fig. 12: stable rank of ΔW_K W_Q^T (blue) and ΔW_V W_O^T (red) through training, mean ± std over heads.
+    """Fig. 12 (v1): stable rank of ΔW_K W_Q^T (blue) and ΔW_V W_O^T (red) through training, mean ± std over
+    heads (and seeds), with the trend verdict's window.
 
-    Gray: the warmup, where Adam's first sign-like steps set the curve (the transient). A ring marks the
-    post-transient minimum the trend is measured from; each panel's title gives the layer's verdicts.
-    ``metric`` (e.g. ``"eval_loss"``) adds a panel with that curve; the legend has a panel of its own.
-    The products at initialization and the random null (stable ranks of 5-9) would flatten the curves:
-    :func:`stable_rank_table` gives them. ``label`` prefixes the title.
+    Gray: the steps before :data:`rankbook.analysis.trend.TRANSIENT_STEPS`, Adam's first-step transient,
+    left out of the verdict; dotted vertical line: the end of the learning-rate warmup (inside the window).
+    Thick segments: the head mean averaged over the window's first and last quarter (log step), the values
+    the verdict compares; each panel's title gives the layer's verdicts. ``metric`` (e.g. ``"test_acc"``)
+    adds a panel with that curve. The legend fills the grid's empty cells and states the stable ranks of the
+    products at initialization and of a random matrix, above the axes (:func:`stable_rank_table`).
+    ``label`` prefixes the title.
     """
     rs = trend.as_list(results)
     first = rs[0]
     layers = list(range(first.config["depth"])) if layers is None else list(layers)
     verdicts = {kind: trend.run_trends(rs, kind) for kind in KINDS}
     warm = trend.warmup_steps(first)
-    panels = len(layers) + (metric is not None) + 1  # + the legend's panel
-    fig, axes = style.figure(int(np.ceil(panels / 3)), min(3, panels), height=2.6)
+    content = len(layers) + (metric is not None)
+    cols = min(3, content + 1)
+    rows = int(np.ceil((content + 1) / cols))
+    fig, axes = style.figure(rows, cols, height=2.6)
     flat = list(axes.flat)
     for ax, layer in zip(flat, layers):
         for kind in KINDS:
@@ -60,32 +66,67 @@ def through_training(
             t = verdicts[kind][layer]
             ax.plot(steps, mean, color=KIND_COLOR[kind], label=f"Δ{KIND_LABEL[kind]}, mean ± std")
             ax.fill_between(steps, mean - std, mean + std, color=KIND_COLOR[kind], alpha=0.2)
-            ax.plot(
-                [t.min_step],
-                [t.min_value],
-                "o",
-                mfc="none",
-                color=KIND_COLOR[kind],
-                ms=8,
-                label=f"post-transient minimum ({kind})",
-            )
-        ax.axvspan(1, max(warm, 1), color="0.85", alpha=0.5, lw=0, label="warmup (transient)")
+            window = steps[trend.window_mask(steps)].astype(float)
+            head, tail = trend.fractions(window)
+            for part, value in ((head, t.start_value), (tail, t.end_value)):
+                ax.plot(
+                    window[part][[0, -1]],
+                    [value, value],
+                    color=KIND_COLOR[kind],
+                    lw=3,
+                    alpha=0.7,
+                    solid_capstyle="butt",
+                    label="window's first and last quarter: mean the verdict compares",
+                )
+        ax.axvspan(
+            1,
+            trend.TRANSIENT_STEPS,
+            color="0.8",
+            alpha=0.6,
+            lw=0,
+            label=f"steps < {trend.TRANSIENT_STEPS}: Adam's first-step transient, left out",
+        )
+        ax.axvline(warm, color="0.4", ls=":", lw=1, label=f"end of the lr warmup (step {warm:,})")
         ax.set_xscale("log")
         verdict = ", ".join(f"{k} {verdicts[k][layer].verdict}" for k in KINDS)
         ax.set(title=f"layer {layer + 1}: {verdict}", xlabel="step", ylabel="stable rank")
     if metric is not None:
         ax = flat[len(layers)]
-        keep = first.arrays["step"] > 0
         for r in rs:
+            keep = r.arrays["step"] > 0
             ax.plot(r.arrays["step"][keep], r.arrays[metric][keep], color="black", lw=1)
         ax.set_xscale("log")
         ax.set(title=metric.replace("_", " "), xlabel="step", ylabel=metric.replace("_", " "))
-    for ax in flat[panels - 1 :]:
+    empty = flat[content:]
+    for ax in empty:
         ax.axis("off")
-    flat[panels - 1].legend(*flat[0].get_legend_handles_labels(), loc="center", frameon=False)
+    handles, labels = flat[0].get_legend_handles_labels()
+    keep = {}
+    for h, lab in zip(handles, labels):
+        keep.setdefault(lab, h)
+    null = null_rank(first)["stable_rank_mean"]
+    init = {k: float(np.mean([r.arrays[f"stable_rank_init_{k}"] for r in rs])) for k in KINDS}
+    scale = (
+        f"off the axes: at init {KIND_LABEL['qk']} {init['qk']:.1f}, {KIND_LABEL['vo']} {init['vo']:.1f};"
+        f" random, rank 2·d_head: {null:.1f}"
+    )
+    keep[scale] = Line2D([], [], ls="none")
     seeds = f", {len(rs)} seeds" if len(rs) > 1 else ""
     title = f"{label}Stable rank of Δ through training (mean ± std over heads{seeds})"
-    return style.finish(fig, title, describe(first, profile))
+    style.finish(fig, title, describe(first, profile))
+    # the legend sits in the middle of the empty cells (no gap below the panels)
+    boxes = [ax.get_position() for ax in empty]
+    x0, x1 = min(b.x0 for b in boxes), max(b.x1 for b in boxes)
+    y0, y1 = min(b.y0 for b in boxes), max(b.y1 for b in boxes)
+    fig.legend(
+        list(keep.values()),
+        [style.wrap(k, (x1 - x0) * fig.get_size_inches()[0] * 0.9, 8) for k in keep],
+        loc="center",
+        bbox_to_anchor=((x0 + x1) / 2, (y0 + y1) / 2),
+        frameon=False,
+        fontsize=8,
+    )
+    return fig
 
 
 def per_scale(
@@ -165,28 +206,34 @@ def stable_rank_table(
 
 
 def trend_table(results: Result | Sequence[Result]) -> Table:
-    """Per layer and product: stable rank at step 1, at the post-transient minimum, at the end; ρ; verdict."""
+    """Per layer and product: the trend rule's numbers over its window (start, lowest point, end, change,
+    drift z, ρ, heads rising), the verdict and the curve's shape."""
     rs = trend.as_list(results)
     rows = []
     for kind in KINDS:
-        steps, sr = trend.pooled(rs, kind)
-        i1 = list(steps).index(1) if 1 in steps else None
         for t in trend.run_trends(rs, kind):
             rows.append(
                 {
                     "product": f"Δ{kind}",
                     "layer": t.layer + 1,
-                    "step 1": float(np.nanmean(sr[i1, t.layer])) if i1 is not None else float("nan"),
-                    "minimum": t.min_value,
+                    f"start (steps {t.window_start}+)": t.start_value,
+                    "lowest": t.min_value,
                     "at step": t.min_step,
                     "end": t.end_value,
                     "change": f"{t.change:+.0%}",
-                    "ρ (layer)": f"{t.rho:.2f}" if t.points >= trend.MIN_POINTS else f"— ({t.points} points)",
-                    "ρ per head": f"{t.rho_mean:.2f} ± {t.rho_std:.2f}",
+                    "drift z": f"{t.drift_z:.1f}",
+                    "ρ (p)": f"{t.rho:.2f} ({t.rho_p:.2g})",
+                    "heads rising": f"{t.heads_up}/{t.heads}",
                     "verdict": t.verdict,
+                    "shape": t.shape,
                 }
             )
-    return Table(rows, digits=3, title="Trend of the stable rank after the warmup, per layer")
+    return Table(
+        rows,
+        digits=3,
+        title=f"Trend of the stable rank from step {trend.TRANSIENT_STEPS} to the end, "
+        f"per layer (the calibrated rule of rankbook.analysis.trend)",
+    )
 
 
 def curve_table(results: Result | Sequence[Result], kind: str, count: int = 7) -> Table:
