@@ -1,4 +1,4 @@
-"""Spectra of Δ: one function per paper figure (Figs. 1a/11, 5, 3), for ViT and language-model runs alike.
+"""Spectra of Δ: one function per paper figure (Figs. 1a/11, 5, 3; arXiv v1 numbering), ViT and LM runs alike.
 
 Layers and heads are numbered from 1 in titles (the paper's "layers 1, 3, 5"
 are the first, third and fifth blocks; array index = layer - 1). Every figure
@@ -139,30 +139,61 @@ def delta_vs_init(result: Result, profile: str, heads: Sequence[tuple[int, int]]
     )
 
 
-# --------------------------------------------------------------------------- Fig. 3
+# --------------------------------------------------------------------------- Fig. 3 (v1)
+
+#: σ_k/σ_1 for k = 2 … RATIO_TOP in the Fig. 3 analogue
+RATIO_TOP = 6
 
 
 def delta_evolution_per_scale(
-    results_by_scale: Mapping[float, Result], profile: str, layer: int, head: int, top: int | None = None
+    results_by_scale: Mapping[float, Result | Sequence[Result]],
+    profile: str,
+    layer: int,
+    head: int,
+    top: int = RATIO_TOP,
+    status: Mapping[float, str] | None = None,
+    floor: float = 1e-5,
 ):
-    """Fig. 3: every singular value of ΔW_K W_Q^T (top row) and ΔW_V W_O^T (bottom) of one head over training,
-    one column per init scale (largest first)."""
+    """Fig. 3 (v1): ``σ_k/σ_1`` (k = 2 … ``top``) of ΔW_K W_Q^T (left) and ΔW_V W_O^T (right) of one head
+    through training, one row per init scale (largest first), log-log, on one shared y-axis.
+
+    A scale given as several runs (seeds) shows its first run's head. ``status`` (from
+    :func:`rankbook.analysis.scales.statuses`) names a scale that did not train, collapsed or is partly
+    aligned in its row's titles. The dotted line is ``σ_k/σ_1 = 0.01``; values under ``floor`` are drawn at
+    ``floor``.
+    """
+    from rankbook.analysis.scales import SMALL_RATIO, as_runs
+
     scales = sorted(results_by_scale, reverse=True)
-    fig, axes = style.figure(2, len(scales))
-    for col, scale in enumerate(scales):
-        a = results_by_scale[scale].arrays
+    kinds = ("qk", "vo")
+    fig, axes = style.figure(len(scales), len(kinds), height=1.9, sharex=True, sharey=True)
+    colors = plt.cm.viridis(np.linspace(0, 0.85, top - 1))
+    low = 1.0
+    for row, scale in enumerate(scales):
+        a = as_runs(results_by_scale[scale])[0].arrays
         keep = a["step"] > 0
-        for row, kind in enumerate(("qk", "vo")):
+        note = status.get(scale, "trained") if status else "trained"
+        for col, kind in enumerate(kinds):
             ax = axes[row, col]
-            svals = a[f"delta_{kind}"][keep, layer, head][:, :top]
-            colors = plt.cm.viridis(np.linspace(0, 0.9, svals.shape[1]))
-            for j in range(svals.shape[1]):
-                ax.plot(a["step"][keep], svals[:, j], color=colors[j], lw=1)
+            s = a[f"delta_{kind}"][keep, layer, head].astype(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratios = np.maximum(s[:, 1:top] / s[:, :1], floor)
+            low = min(low, float(np.nanmin(ratios)))
+            for j in range(ratios.shape[1]):
+                ax.plot(a["step"][keep], ratios[:, j], color=colors[j], lw=1.2,
+                        label=rf"$\sigma_{{{j + 2}}}/\sigma_1$")
+            ax.axhline(SMALL_RATIO, color="0.4", ls=":", lw=1)
             ax.set_xscale("log")
-            ax.set(title=f"Δ{KIND_LABEL[kind]}, scale {scale:g}", xlabel="step", ylabel="singular value")
-    any_result = results_by_scale[scales[0]]
+            ax.set_yscale("log")
+            title = f"Δ{KIND_LABEL[kind]}, scale {scale:g}" + (f" ({note})" if note != "trained" else "")
+            ax.set(title=title, xlabel="step" if row == len(scales) - 1 else "",
+                   ylabel=r"$\sigma_k/\sigma_1$" if col == 0 else "")
+    axes[0, 0].set_ylim(max(floor, 10 ** np.floor(np.log10(low))) / 2, 2)
+    axes[0, 0].legend(loc="lower left", ncol=3, fontsize=9, handlelength=1.2, columnspacing=0.8)
+    any_result = as_runs(results_by_scale[scales[0]])[0]
     return style.finish(
         fig,
-        f"Singular values of Δ in layer {layer + 1}, head {head + 1}, per init scale",
+        rf"$\sigma_k/\sigma_1$ of Δ in layer {layer + 1}, head {head + 1}, per init scale "
+        f"(dotted: {SMALL_RATIO:g})",
         describe(any_result, profile).rsplit(", init scale", 1)[0],
     )

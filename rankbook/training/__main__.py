@@ -25,13 +25,18 @@ from rankbook.training import lm, run, vit
 
 
 def vit_runs(settings, datasets=None, seeds=None, scales=None) -> list[dict]:
-    """Chapter 04's runs (every seed at ``init_scale``) and chapter 05's sweep (every scale, first seed)."""
+    """Chapter 04's runs (every seed at ``init_scale``) and chapter 05's sweep (scales × ``sweep_seeds``).
+
+    ``seeds``, when given, replaces both chapter 04's seeds and the sweep's.
+    """
     out = []
+    sweep_seeds = seeds if seeds is not None else getattr(settings, "sweep_seeds", None) or settings.seeds[:1]
     for dataset in datasets or settings.datasets:
         for seed in seeds if seeds is not None else settings.seeds:
             out.append(dict(dataset=dataset, init_scale=settings.init_scale, seed=seed, sweep=False))
         for scale in scales if scales is not None else settings.init_scales:
-            out.append(dict(dataset=dataset, init_scale=scale, seed=settings.seeds[0], sweep=True))
+            for seed in sweep_seeds:
+                out.append(dict(dataset=dataset, init_scale=scale, seed=seed, sweep=True))
     unique = {vit.task(settings, **r).name + str(r["sweep"]): r for r in out}
     return list(unique.values())
 
@@ -48,7 +53,54 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--export", type=Path, help="copy each finished result's arrays and manifest into this folder"
     )
+    p.add_argument("--verify-data", action="store_true",
+                   help="hash the data from its bytes, not trusting a stored fingerprint of the same size and mtime")
     args = p.parse_args(argv)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # as the book's runner: one line, the shell's code for Ctrl-C
+        print("interrupted: stopped (a rerun of the same command resumes from the last checkpoint)",
+              file=sys.stderr)
+        return 130
+
+
+def _main(args) -> int:
+    from rankbook.data import images, text
+    from rankbook.store import errors, paths
+    from rankbook.training import loop
+
+    if args.verify_data:
+        import os
+
+        os.environ["RANKBOOK_VERIFY_DATA"] = "1"
+    if args.export is not None and args.export.exists() and not args.export.is_dir():
+        print(f"error: --export {args.export} is a file; name a folder (it is created if missing)",
+              file=sys.stderr)
+        return 2
+    try:
+        paths.env_seconds("RANKBOOK_STOP_AFTER_S"), paths.env_flag("RANKBOOK_ALLOW_SLOW"), paths.build_root()
+        table = vit_settings.PROFILES if args.part == "vit" else lm_settings.PROFILES
+        checked = profiles.select(table, args.profile)  # unknown profile: said before any work
+        if args.part == "vit":  # every command-line value through the settings' own checks, before any work
+            checked.replace(datasets=tuple(args.dataset) if args.dataset else None,
+                            seeds=tuple(args.seeds) if args.seeds else None,
+                            init_scales=tuple(args.scales) if args.scales else None)
+        elif args.dataset or args.seeds or args.scales:
+            raise profiles.ProfileError("--dataset, --seeds and --scales choose ViT runs; `lm` trains the "
+                                        "profile's LM runs (drop them, or use `vit`)")
+    except (profiles.ProfileError, paths.SettingError, paths.PathSettingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _train(args)
+    except (profiles.ProfileError, paths.SettingError, paths.PathSettingError, errors.StorageError,
+            errors.DamagedFileError, images.DataNotFoundError, images.LayoutError, images.ClassListError,
+            text.TextDataNotFoundError, loop.SlowRunRefused) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _train(args) -> int:
     try:
         if args.part == "vit":
             settings = profiles.select(vit_settings.PROFILES, args.profile)
@@ -59,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
         else:
             settings = profiles.select(lm_settings.PROFILES, args.profile)
-            found = [lm.run(settings, seed) for seed in settings.seeds]
+            found = lm.profile_runs(settings)  # every seed, then the LoRA runs of chapter 07
     except run.TimeBudgetReached as stop:
         print(f"{stop}", file=sys.stderr)
         return 3
@@ -67,9 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{result.path.name}: {', '.join(f'{k}={v:.4g}' for k, v in _finals(result).items())}")
         if args.export:
             target = args.export / result.path.name
-            target.mkdir(parents=True, exist_ok=True)
-            for name in (results.ARRAYS, results.MANIFEST):
-                shutil.copy2(result.path / name, target / name)
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+                for name in (results.ARRAYS, results.MANIFEST):
+                    shutil.copy2(result.path / name, target / name)
+            except OSError as exc:
+                from rankbook.store import errors
+
+                raise errors.storage_error(target, exc) from exc
     return 0
 
 
