@@ -6,6 +6,7 @@ the page shows what the runs measured and the verdicts computed from them;
 nothing here is typed by hand. A tier (``fast``, ``reference``, ``paper``)
 with no stored run shows "not run".
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -25,31 +26,41 @@ def chapter_link(chapter: str, stems: Sequence[str]) -> Link:
     return Link(hits[0].split("_", 1)[0], f"{hits[0]}.html")
 
 
-def claim_rows(rows: Sequence[Mapping[str, Any]], stems: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per (chapter, claim, paper location), the tiers' measurements in columns, in chapter order.
+CLAIM, VERDICT, WHERE = "claim", "verdict (largest tier)", "paper (v1)"
 
-    The verdict shown is the one of the largest tier measured (paper, else
-    reference, else fast), named in brackets; each tier's cell carries its
-    own verdict when it differs.
+
+def claim_rows(rows: Sequence[Mapping[str, Any]], stems: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per (chapter, claim, paper location): the claim, its verdict beside it, where the paper makes
+    it, the tiers' measurements in columns, in chapter order.
+
+    The verdict shown is the one of the largest tier measured (paper, else reference, else fast), named in
+    brackets, in the book's vocabulary (:data:`rankbook.analysis.claims.VOCABULARY`; older words are mapped
+    by :func:`rankbook.analysis.claims.normalize`); a tier's cell ends with its own verdict when it differs.
     """
     grouped: dict[tuple, dict[str, Mapping[str, Any]]] = {}
     for r in rows:
         key = (r["chapter"], r["claim"], r["paper"])
         if r["tier"] in grouped.setdefault(key, {}):
-            raise ValueError(f"claim {r['claim']!r} of chapter {r['chapter']} is recorded twice for tier "
-                             f"{r['tier']}: record each claim once per tier")
+            raise ValueError(
+                f"claim {r['claim']!r} of chapter {r['chapter']} is recorded twice for tier "
+                f"{r['tier']}: record each claim once per tier"
+            )
         grouped[key][r["tier"]] = r
     out = []
     for (chapter, claim, paper), tiers in grouped.items():
         top = next(t for t in reversed(claims.TIERS) if t in tiers)
-        row: dict[str, Any] = {"claim (where in the paper)": f"{claim} ({paper})"}
+        top_verdict = claims.normalize(tiers[top]["verdict"])
+        row: dict[str, Any] = {
+            CLAIM: claim,
+            VERDICT: f"{top_verdict} ({top})",
+            WHERE: paper.replace(" (v1)", ""),
+        }
         for tier, column in TIER_COLUMNS.items():
             found = tiers.get(tier)
             cell = MISSING if found is None else str(found["measured"])
-            if found is not None and found["verdict"] != tiers[top]["verdict"]:
-                cell += f" ({found['verdict']})"
+            if found is not None and claims.normalize(found["verdict"]) != top_verdict:
+                cell += f" — verdict at this tier: {claims.normalize(found['verdict'])}"
             row[column] = cell
-        row["verdict"] = f"{tiers[top]['verdict']} ({top})"
         row["ch."] = chapter_link(chapter, stems)
         out.append(row)
     return out
@@ -66,10 +77,11 @@ def claims_table(profile: str, stems: Sequence[str] | None = None) -> Table:
     rows = claim_rows(found, stems)
     # a scale with no stored run anywhere gets no column (the title says so) rather than a column of "not run"
     measured = [t for t in claims.TIERS if any(r["tier"] == t for r in found)] or ["fast"]
-    columns = ["claim (where in the paper)", *(TIER_COLUMNS[t] for t in measured), "verdict", "ch."]
+    columns = [CLAIM, VERDICT, WHERE, *(TIER_COLUMNS[t] for t in measured), "ch."]
     absent = [TIER_COLUMNS[t] for t in claims.TIERS if t not in measured]
     title = f"Claims checked by the book ({len(rows)}), built with the {profile} profile" + (
-        f"; no {' or '.join(absent)} runs stored" if absent else "")
+        f"; no {' or '.join(absent)} runs stored" if absent else ""
+    )
     return Table(rows, columns, title=title)
 
 
@@ -77,6 +89,67 @@ def tally(table: Table) -> dict[str, int]:
     """How many claims end in each verdict (the page's summary line)."""
     counts: dict[str, int] = {}
     for r in table.records():
-        verdict = r["verdict"].rsplit(" (", 1)[0]
+        verdict = r[VERDICT].rsplit(" (", 1)[0]
         counts[verdict] = counts.get(verdict, 0) + 1
     return counts
+
+
+def vocabulary_table() -> Table:
+    """The verdict words and when a chapter may use them, with the trend rule's thresholds."""
+    from rankbook.analysis import trend
+
+    rows = [{"verdict": word, "means": meaning} for word, meaning in claims.VOCABULARY.items()]
+    rows.append({"verdict": "(trend rule)", "means": trend.rule_text()})
+    return Table(rows, title="The verdict vocabulary of the whole book, with its thresholds")
+
+
+def crosswalk_table(profile: str, stems: Sequence[str] | None = None) -> Table:
+    """The crosswalk of the paper's figures (:mod:`rankbook.analysis.crosswalk`), statuses from this build's
+    claims."""
+    from rankbook.analysis import crosswalk
+
+    return crosswalk.table(claims.load_all(profile), stems)
+
+
+def _tier_runs(profile: str) -> dict[tuple[str, str], list]:
+    """The runs each tier's trend claims rest on, looked up (never trained): ``{(model, tier): [results]}``.
+
+    Fast runs are found where this build's chapters 04 and 06 stored them; missing ones are left out.
+    """
+    from rankbook.analysis.report import lookup
+    from rankbook.settings import lm as lm_settings
+    from rankbook.settings import vit as vit_settings
+    from rankbook.training import lm, vit
+
+    out: dict[tuple[str, str], list] = {}
+    for tier in claims.TIERS:
+        s = vit_settings.PROFILES[tier]
+        found = [lookup(vit.run, s, s.datasets[0], s.init_scale, seed) for seed in s.seeds]
+        out[("ViT", tier)] = [r for r in found if r is not None]
+        s = lm_settings.PROFILES[tier]
+        found = [lookup(lm.run, s, seed) for seed in s.seeds]
+        out[("language model", tier)] = [r for r in found if r is not None]
+    return {k: v for k, v in out.items() if v}
+
+
+def rule_change_table(profile: str, runs: Mapping[tuple[str, str], list] | None = None) -> Table:
+    """Per model, tier and product: layers that rise by the replaced trend rule and by the new one, and why
+    each layer's verdict changed (:func:`rankbook.analysis.report.rule_change`)."""
+    from rankbook.analysis import report
+
+    runs = _tier_runs(profile) if runs is None else runs
+    rows = []
+    for (model, tier), rs in runs.items():
+        for kind in report.KINDS:
+            change = report.rule_change(rs, kind)
+            seeds = f", {len(rs)} seeds pooled" if len(rs) > 1 else ""
+            rows.append(
+                {
+                    "model, tier": f"{model}, {tier}{seeds}",
+                    "product": report.NAMES[kind],
+                    "rises: old rule": change["old"],
+                    "rises: new rule": change["new"],
+                    "what changed and why": "; ".join(change["changes"]) or "nothing",
+                }
+            )
+    return Table(rows, title="Trend verdicts before (old rule) and after (the calibrated rule), per tier")
