@@ -209,7 +209,7 @@ def test_collapsed_and_partly_aligned_scales_never_count(tmp_path):
     runs = sweep(tmp_path, means, {1.0: 3, 0.1: 3, 0.01: 3}, options={0.1: shared, 0.01: shared})
     a = scales.analyse(runs, [0, 1])
     assert a["status"] == {1.0: "trained", 0.1: "collapsed", 0.01: "collapsed"}
-    assert a["tests"] == [] and a["claim"]["verdict"] == scales.NOT_SHOWN
+    assert a["tests"] == [] and a["claim"]["verdict"] == scales.CANNOT
     # partly aligned: heads share part of their direction (|cos| about 0.7)
     rng = np.random.default_rng(3)
     for r in runs[0.1]:
@@ -218,14 +218,17 @@ def test_collapsed_and_partly_aligned_scales_never_count(tmp_path):
         r.arrays["top_left_qk"] = r.arrays["top_right_qk"] = mixed
     a = scales.analyse(runs, [0, 1])
     assert a["status"][0.1] == "partly aligned" and a["claim"]["partly aligned"] == [0.1]
-    assert a["tests"] == [] and a["claim"]["verdict"] == scales.NOT_SHOWN
+    assert a["tests"] == [] and a["claim"]["verdict"] == scales.CANNOT
     only_default = scales.analyse({1.0: runs[1.0]}, [0, 1])
     assert only_default["claim"]["reasons"] == ["only scale 1 is stored"]
 
 
-def test_default_below_smaller_scales_is_contradicted(tmp_path):
+def test_default_below_smaller_scales_is_contradicted_and_equal_ones_not_shown(tmp_path):
     a = scales.analyse(sweep(tmp_path, {1.0: 1.2, 0.1: 2.0}, {1.0: 3, 0.1: 3}), [0, 1])
     assert a["claim"]["verdict"] == scales.CONTRADICTED
+    same = scales.analyse(sweep(tmp_path, {1.0: 1.5, 0.1: 1.5}, {1.0: 3, 0.1: 3}, spread=0.5), [0, 1])
+    assert not any(t["significant"] for t in same["tests"])
+    assert same["claim"]["verdict"] == scales.NOT_SHOWN
 
 
 def test_random_alignment_follows_each_runs_width(tmp_path):

@@ -42,14 +42,15 @@ The claim "smaller init scale, lower stable rank" is checked per layer
   two-sided Mann-Whitney p;
 * **seeds**: every trained scale needs :data:`MIN_SEEDS` stored seeds.
 
-Verdict (the book's vocabulary: shown / partly shown / not shown at this
-scale / contradicted): **shown** when every layer's default-vs-small test is
+Verdict (the book's vocabulary, :data:`rankbook.analysis.claims.VOCABULARY`):
+**cannot be shown by this tier's runs** when fewer than two scales are stored,
+or fewer than two (the default among them) trained without collapse or
+partial alignment; **shown** when every layer's default-vs-small test is
 significant, the ordering is monotone in every layer and every trained scale
 has enough seeds; **contradicted** when in most layers the default init is
 significantly *below* a trained smaller scale; **partly shown** when some
 default-vs-small test is significant but a condition of "shown" fails (each
-failing one is named); **not shown at this scale** otherwise, including when
-fewer than two scales trained without collapse or partial alignment.
+failing one is named); **not shown at this scale** otherwise.
 
 The paper's Fig. 3 (v1): :func:`ratio_curves` and :func:`plateau` give the
 median over heads (and seeds) of ``σ_k/σ_1`` of one layer through training,
@@ -82,8 +83,9 @@ MIN_SEEDS = 3
 #: σ_k/σ_1 below this counts as "not yet learned" in the Fig. 3 analogue's plateau
 SMALL_RATIO = 0.01
 
-#: the book's verdicts (defined on the results page; ``claims`` holds the book-wide definitions)
-SHOWN, PARTLY, NOT_SHOWN, CONTRADICTED = "shown", "partly shown", "not shown at this scale", "contradicted"
+#: the book's verdicts (:data:`rankbook.analysis.claims.VOCABULARY`, defined on the results page)
+SHOWN, PARTLY, NOT_SHOWN, CONTRADICTED, CANNOT = (
+    claims.SHOWN, claims.PARTLY, claims.NOT_SHOWN, claims.CONTRADICTED, claims.CANNOT)
 
 
 def as_runs(results) -> list:
@@ -341,7 +343,7 @@ def lower_rank_claim(
             why = f"the default scale {default:g} is {left[default]}"
         else:
             why = "fewer than two scales trained without collapse or partial alignment"
-        return {**out, "verdict": NOT_SHOWN, "reasons": [why]}
+        return {**out, "verdict": CANNOT, "reasons": [why]}
     layers = sorted({t["layer"] for t in tests})
     reversed_layers = {t["layer"] for t in tests if t["p reversed"] < t["level"]}
     if layers and len(reversed_layers) > len(layers) / 2:
