@@ -17,4 +17,7 @@ def dirs(tmp_path, monkeypatch):
     data_dir.mkdir()
     monkeypatch.setenv("RANKBOOK_DATA", str(data_dir))
     monkeypatch.setenv("RANKBOOK_CACHE", str(cache))
+    from rankbook.data import sources
+
+    monkeypatch.setattr(sources, "LAYOUTS", {})  # tiny trees stand in for CIFAR-10 (tests/damage.py)
     return data_dir, cache

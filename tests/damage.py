@@ -34,7 +34,15 @@ def offline_dirs(tmp_path, monkeypatch):
     data_dir.mkdir(exist_ok=True)
     monkeypatch.setenv("RANKBOOK_DATA", str(data_dir))
     monkeypatch.setenv("RANKBOOK_CACHE", str(cache))
+    tiny_layouts(monkeypatch)
     return data_dir, cache
+
+
+def tiny_layouts(monkeypatch, layouts=None):
+    """Tiny trees stand in for CIFAR-10: check them against ``layouts`` (default: no known layout)."""
+    from rankbook.data import sources
+
+    monkeypatch.setattr(sources, "LAYOUTS", layouts or {})
 
 
 def write_tree(root, per_class=(2, 1), classes=CLASSES, value=0):

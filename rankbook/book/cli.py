@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
 
 from rankbook.book import location, runner
 from rankbook.settings import profiles
+from rankbook.store import errors, fingerprints, paths
 
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)
 
@@ -19,8 +21,10 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute notebooks with papermill")
     run.add_argument("notebooks", nargs="*", help="names, numbers (e.g. 01) or paths; default: all")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="override a notebook parameter (YAML value, as papermill -p); the executed copy "
-                          "records it and `build` re-executes the notebook with the profile's own values")
+                     help="override a notebook parameter (read as papermill -p reads it: True/False/None, "
+                          "int, float such as 1e-3 or inf, else text; a list or mapping as YAML, e.g. "
+                          "'[1.0, 0.1]'); the executed copy records it and `build` re-executes the notebook "
+                          "with the profile's own values")
     run.add_argument("--stale-only", action="store_true",
                      help="skip notebooks executed from the current code with the profile's own parameters")
     build = sub.add_parser("build", help="execute what is stale, then render the website")
@@ -36,24 +40,73 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=None,
                        help="print the cells' output (training progress) as it comes; default: on for "
                             "profiles other than fast")
+        p.add_argument("--verify-data", action="store_true",
+                       help="hash every data file from its bytes instead of trusting a stored fingerprint "
+                            "of the same size and mtime (sets RANKBOOK_VERIFY_DATA=1 for the kernels)")
+    from rankbook.inspect import cli as inspect_cli  # the `inspect` command (rankbook/inspect/cli.py)
+
+    inspect_cli.add_parser(sub)
     return parser
 
 
-def _parameters(pairs: list[list[str]]) -> dict:
-    """``-p NAME VALUE`` pairs as papermill reads them (VALUE as YAML: 3, 0.5, true, [1, 2], text)."""
+def parse_value(value: str, name: str = "VALUE"):
+    """One ``-p`` value as papermill's ``-p`` reads it (``True``/``False``/``None``, int, float, else text),
+    and, beyond papermill, a YAML list or mapping (``[1.0, 0.1]``) and YAML's ``true``/``false``/``null``."""
     import yaml
 
+    if value in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[value]
+    for kind in (int, float):  # "1e-3", "inf", "-2": numbers, as papermill (YAML 1.1 reads 1e-3 as text)
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    if value.strip()[:1] in ("[", "{") or value in ("true", "false", "null"):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            brief = str(exc).splitlines()[0]
+            raise ValueError(f"-p {name} {value!r} is not a valid YAML list or mapping ({brief}); write a "
+                             f"list as '[1.0, 0.1]' (quoted for the shell)") from exc
+    return value
+
+
+def _parameters(pairs: list[list[str]]) -> dict:
+    """``-p NAME VALUE`` pairs read by :func:`parse_value`."""
     out = {}
     for name, value in pairs:
         if name == "profile":
             raise ValueError("-p profile: use --profile (the profile chooses the executed copies' folder)")
         if not name.isidentifier():
             raise ValueError(f"-p {name!r}: a parameter name is a Python identifier, e.g. -p epochs 2")
-        try:
-            out[name] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            out[name] = value
+        out[name] = parse_value(value, name)
     return out
+
+
+def check_parameters(sources, parameters: dict) -> None:
+    """ValueError when a ``-p`` name is not a parameter of every chapter run, or a list is given a scalar."""
+    for source in sources:
+        declared = runner.notebook_parameters(source)
+        unknown = sorted(set(parameters) - set(declared))
+        if unknown:
+            raise ValueError(f"-p {', '.join(unknown)}: {source.stem} has no such parameter; its parameters: "
+                             f"{', '.join(n for n in declared if n != 'profile') or 'none but profile'} "
+                             f"(see its parameters cell, or papermill --help-notebook)")
+        for name, value in parameters.items():
+            if declared[name] in ("list", "tuple") and value is not None and not isinstance(value, list):
+                raise ValueError(f"-p {name} {value!r}: {source.stem}'s {name} is a list; write it as YAML, "
+                                 f"e.g. -p {name} '[{value}]' (quoted for the shell)")
+
+
+#: modules each command needs beyond the package's own dependencies (the "book" extras)
+NEEDS = {"run": ("yaml", "nbformat", "jupytext", "papermill"),
+         "build": ("yaml", "nbformat", "jupytext", "papermill", "jupyter_book", "mathjax")}
+
+
+def missing_modules(command: str) -> list[str]:
+    import importlib.util
+
+    return [m for m in NEEDS.get(command, ()) if importlib.util.find_spec(m) is None]
 
 
 class Terminated(SystemExit):
@@ -84,17 +137,47 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "inspect":
+        from rankbook.inspect import cli as inspect_cli
+
+        return inspect_cli.run(args)
+    missing = missing_modules(args.command)
+    if missing:
+        print(f"error: `python -m rankbook {args.command}` needs the book's tools, and {', '.join(missing)} "
+              f"{'is' if len(missing) == 1 else 'are'} not installed in {sys.executable}. Fix: pip install "
+              f"-r requirements.txt (in a clone), or pip install 'rankbook[book]'", file=sys.stderr)
+        return 2
+    try:
+        return _run(args)
+    except (paths.PathSettingError, errors.StorageError, fingerprints.SymlinkLoopError,
+            runner.RunnerError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    if args.verify_data:
+        os.environ[fingerprints.VERIFY_VAR] = "1"
     try:
         profile = profiles.resolve(args.profile)
         location.use(location.find(args.book))
         sources = runner.select(getattr(args, "notebooks", ()))
-    except (profiles.ProfileError, runner.RunnerError, location.BookNotFound) as exc:
+        paths.build_root()  # RANKBOOK_BUILD naming a file: said here, before any work
+        fingerprints.verify_data()
+        if args.command == "build":
+            from rankbook.book import site
+
+            site.jupyter_book_command()  # no jupyter-book: said before the notebooks run, not after
+        runner.check_kernel()
+    except (profiles.ProfileError, runner.RunnerError, location.BookNotFound, paths.PathSettingError,
+            ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stale_only = args.command == "build" or args.stale_only
     log_output = args.log_output if args.log_output is not None else profile != "fast"
     try:
         parameters = _parameters(getattr(args, "parameter", []))
+        check_parameters(sources, parameters)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

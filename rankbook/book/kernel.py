@@ -17,11 +17,11 @@ KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 class environment:
     """The kernel's environment: the profile (nested helpers agree), passive OpenMP waits, inline figures."""
 
-    def __init__(self, profile: str):
+    def __init__(self, profile: str, extra: dict | None = None):
         # busy-waiting OpenMP threads slow torch ~9x when other jobs share the cores; MPLBACKEND=Agg (CI)
         # would leave figures undisplayed in the executed copies
         self.values = {profiles.ENV_VAR: profile, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-                       "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+                       "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"), **(extra or {})}
 
     def __enter__(self):
         self.before = {k: os.environ.get(k) for k in self.values}

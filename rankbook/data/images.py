@@ -42,6 +42,7 @@ from rankbook.data import sources
 from rankbook.data.sources import (  # noqa: F401 (public here)
     SPECS,
     DataNotFoundError,
+    LayoutError,
     Source,
     Spec,
     _online,
@@ -188,14 +189,24 @@ def _read_split(source: Source, spec: Spec, split: str, subset: int | None, seed
                 f"Fix: delete it (it is downloaded again when online), or copy it again from a complete "
                 f"download") from exc
         labels = np.asarray(ds.targets, dtype=np.int64)
+        sources.check_layout(spec.name, split, list(ds.classes), labels, source.path)
         idx = stratified_subset(labels, subset, seed)
         images = torch.from_numpy(ds.data[idx]).permute(0, 3, 1, 2).contiguous()
         return images, torch.from_numpy(labels[idx]), list(ds.classes)
     check_classes(source.path)
     files, labels, classes = _list_imagefolder(_split_dir(source.path, split))
+    sources.check_layout(spec.name, split, classes, labels, _split_dir(source.path, split))
     idx = stratified_subset(labels, subset, seed)
     images = _decode([files[i] for i in idx], image_size, _damaged_image_fix(source))
     return images, torch.from_numpy(labels[idx]), classes
+
+
+def _portable(path: Path) -> str:
+    """``path`` relative to ``$RANKBOOK_DATA`` / ``$RANKBOOK_CACHE`` where it lies there (for manifests)."""
+    from rankbook.store import inputs
+
+    var, rel = inputs.relative_to_roots(Path(path).resolve())
+    return f"${var}/{rel}" if var else str(path)
 
 
 def _read_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]] | None:
@@ -245,12 +256,17 @@ def load_split(name: str, split: str, subset: int | None = None, seed: int = 0, 
     version = f"{name}-{source.fingerprint[len(fingerprints.PREFIX):]}-"
     cached = paths.cache_root() / "tensors" / f"{version}{split}-{subset or 'all'}-{key}.pt"
     desc = (f"{name} {split} ({'all' if subset is None else f'{subset}, stratified, seed {seed}'}; "
-            f"from {source.path}, {source.fingerprint})")
+            f"from {_portable(source.path)}, {source.fingerprint})")
     found = _read_cache(cached)
+    if found is not None:  # decoded before layouts were checked? then read the source again (it is named)
+        try:
+            sources.check_layout(name, split, found[2], found[1].numpy() if subset is None else None, cached)
+        except sources.LayoutError:
+            found = None
     if found is None:
         try:
             found = _read_split(source, spec, split, subset, seed, image_size)
-        except (DamagedFileError, DataNotFoundError, ClassListError) as exc:
+        except (DamagedFileError, DataNotFoundError, ClassListError, sources.LayoutError) as exc:
             if not (source.path / sources.MARKER).is_file():
                 raise  # the user's own files: only the user can fix them
             # an unpacked copy is derived data: unpack it again (a second failure blames the archive)

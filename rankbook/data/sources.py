@@ -5,8 +5,18 @@ offline data folder (an ImageFolder tree, its archive, torchvision's folder),
 then the cache (an earlier unpack or download), then a torchvision download.
 
 An archive is unpacked once into the cache; the unpacked folder records the
-archive's fingerprint (``.rankbook-source``), so an archive that changed is
-unpacked again instead of its old contents being reused. A half-unpacked
+archive's fingerprint and the tree's listing signature (every file's relative
+path, size and mtime) in ``.rankbook-source``, so an archive that changed is
+unpacked again instead of its old contents being reused, and so is an unpacked
+copy whose files were deleted, added or edited since (the fingerprint of the
+archive is never used for a tree that no longer is its copy).
+
+A data set with a known layout (:data:`LAYOUTS`: CIFAR-10 has exactly its 10
+classes, 5,000 training and 1,000 test images each; CIFAR-100 its 100 classes,
+500 and 100) is checked when a split is read (:func:`check_layout`): a class
+missing, an extra class folder or a missing image is a :class:`LayoutError`
+naming the folder and the fix, never a run on 9 or 11 classes stored as
+``cifar10``. A half-unpacked
 folder left by a killed run is a marked temporary that the next unpack
 removes (:func:`rankbook.store.atomic.clean_stale`).
 """
@@ -19,10 +29,11 @@ import os
 import shutil
 import socket
 import tarfile
+import warnings
 import zlib
 from pathlib import Path
 
-from rankbook.store import atomic, errors, fingerprints, paths
+from rankbook.store import atomic, errors, fingerprints, inputs, paths
 
 MARKER = ".rankbook-source"
 
@@ -49,6 +60,63 @@ SPECS = {
 
 class DataNotFoundError(FileNotFoundError):
     """A data set that is neither on disk nor downloadable from here."""
+
+
+class LayoutError(ValueError):
+    """A data set whose classes or image counts are not the ones it is known to have."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """What a complete copy of a data set holds: class names (None: only their number), images per class."""
+
+    classes: tuple[str, ...] | None
+    num_classes: int
+    per_class: dict  # split -> images per class
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+#: the known layouts checked at load (tests of tiny trees replace this table)
+LAYOUTS = {
+    "cifar10": Layout(CIFAR10_CLASSES, 10, {"train": 5000, "test": 1000}),
+    "cifar100": Layout(None, 100, {"train": 500, "test": 100}),
+}
+
+
+def check_layout(name: str, split: str, classes: list[str], labels, where: Path) -> None:
+    """:class:`LayoutError` when split ``split`` of ``name`` (read from ``where``) is not complete.
+
+    ``labels`` holds the label of every image of the split (None: classes only, e.g. a cached subset).
+    """
+    layout = LAYOUTS.get(name)
+    if layout is None:
+        return
+    fix = (f"Fix: restore {where} to a complete copy (copy the archive {spec(name).archive} or torchvision's "
+           f"{spec(name).torchvision_folder}/ again, or delete the folder if it is in the cache: it is "
+           f"unpacked or downloaded again); a different or reduced data set cannot be used under the name "
+           f"{name!r}")
+    problems = []
+    if layout.classes is not None and tuple(sorted(classes)) != tuple(sorted(layout.classes)):
+        missing = sorted(set(layout.classes) - set(classes))
+        extra = sorted(set(classes) - set(layout.classes))
+        problems.append(f"{len(classes)} classes instead of its {layout.num_classes}"
+                        + (f"; missing: {', '.join(missing)}" if missing else "")
+                        + (f"; not one of its classes: {', '.join(extra[:10])}" if extra else ""))
+    elif len(classes) != layout.num_classes:
+        problems.append(f"{len(classes)} classes instead of its {layout.num_classes}")
+    if labels is not None and not problems and split in layout.per_class:
+        import numpy as np
+
+        counts = np.bincount(np.asarray(labels), minlength=len(classes))
+        want = layout.per_class[split]
+        wrong = [f"{classes[i]} {int(n)}" for i, n in enumerate(counts) if n != want]
+        if wrong:
+            total = int(counts.sum())
+            problems.append(f"{total:,} {split} images instead of {want * len(classes):,} "
+                            f"({want:,} per class; classes with another count: {', '.join(wrong[:10])})")
+    if problems:
+        raise LayoutError(f"{name} {split} split in {where} is not a complete {name}: {'; '.join(problems)}. "
+                          f"{fix}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +179,10 @@ def fingerprint(name: str, download: bool = True, root: Path | None = None) -> s
     found = first_present(spec(name), root)
     if not found:
         return locate(name, download=download, root=root).fingerprint
-    return source_fingerprint(found[0], found[1])
+    value = source_fingerprint(found[0], found[1])
+    if root is None:
+        inputs.record({"kind": "images", "name": name, "fingerprint": value})
+    return value
 
 
 def source_fingerprint(kind: str, path: Path) -> str:
@@ -130,6 +201,8 @@ def locate(name: str, download: bool = True, root: Path | None = None) -> Source
     if found:
         kind, path, status = found
         fp = source_fingerprint(kind, path)
+        if root is None:
+            inputs.record({"kind": "images", "name": name, "fingerprint": fp})
         if kind == "archive":
             return Source("imagefolder", unpack_archive(path, paths.cache_root() / sp.folder, fp), status, fp)
         return Source(kind, path, status, fp)
@@ -148,7 +221,7 @@ def locate(name: str, download: bool = True, root: Path | None = None) -> Source
 
 
 def missing_message(sp: Spec, looked, why: str) -> str:
-    where = "\n".join(f"  - {p}" for _, p, _ in looked)
+    where = "\n".join(f"  - {p}{_partial(k, p)}" for k, p, _ in looked)
     if sp.name == "imagenet":
         fix = ("Put ImageNet in the ImageFolder layout root/{train,val}/<class>/* and pass its path, "
                "or set RANKBOOK_IMAGENET to it.")
@@ -158,6 +231,18 @@ def missing_message(sp: Spec, looked, why: str) -> str:
                f"{sp.torchvision_folder}/); or (2) run on a machine with internet access so that "
                f"torchvision.datasets.{sp.torchvision_class} can download it into {paths.cache_root()}.")
     return f"data set {sp.name!r} not found ({why}). Looked in:\n{where}\n{fix}"
+
+
+def _partial(kind: str, path: Path) -> str:
+    """What a place holding part of a data set lacks (`` (has train/ but no test/ or val/)``), or ``""``."""
+    if kind != "imagefolder" or not path.is_dir():
+        return ""
+    has = [n for n in ("train", "test", "val") if (path / n).is_dir()]
+    if not has:
+        return " (exists, but has no train/ or test/ folder)"
+    if "train" not in has:
+        return f" (has {'/, '.join(has)}/ but no train/)"
+    return " (has train/ but no test/ or val/)"
 
 
 def read_marker(folder: Path) -> dict:
@@ -183,7 +268,11 @@ def unpack_archive(archive: Path, target: Path, fp: str | None = None) -> Path:
     fp = fp or fingerprints.fingerprint(archive)
     if is_imagefolder(target) and _marker_fingerprint(target) == fp:
         _add_signature(target)
-        return target
+        if read_marker(target).get("signature") in (None, fingerprints.signature(target)):
+            return target  # (None: a read-only cache whose old marker could not be given a signature)
+        # files deleted, added or edited in the unpacked copy since it was unpacked: it is derived, redo it
+        warnings.warn(f"{target} has files deleted, added or changed since it was unpacked from {archive}; "
+                      f"unpacking it again", stacklevel=3)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic.clean_stale(target.parent, target.name)  # half-unpacked folders of killed runs
@@ -193,6 +282,9 @@ def unpack_archive(archive: Path, target: Path, fp: str | None = None) -> Path:
         error = errors.storage_error(target, exc)
         if target.exists() and isinstance(error, errors.StorageError):
             why = f"{target} was not unpacked from this version of {archive} ({fp}), so it must be redone"
+            if _marker_fingerprint(target) == fp:
+                why = (f"{target} (unpacked from {archive}, {fp}) has files deleted, added or changed since "
+                       f"it was unpacked, so it must be redone")
             raise errors.StorageError(exc.errno, f"{why}, but {error.strerror}") from exc
         raise error from exc
     try:
@@ -252,15 +344,22 @@ def damaged_archive_message(archive: Path, exc: BaseException) -> str:
 def _swap_in(inner: Path, target: Path, tmp: Path) -> None:
     """Put ``inner`` at ``target``; an older tree there is moved aside (into ``tmp``) and removed."""
     try:
-        if is_imagefolder(target) and _marker_fingerprint(target) == _marker_fingerprint(inner):
+        if _intact_copy(target, _marker_fingerprint(inner)):
             return  # another process unpacked the same archive meanwhile: keep the tree it may be reading
         if target.exists():
             os.replace(target, tmp / "stale")
         os.replace(inner, target)  # one rename: a reader never sees half a tree
     except OSError as exc:
-        if is_imagefolder(target) and _marker_fingerprint(target) == _marker_fingerprint(inner):
+        if _intact_copy(target, _marker_fingerprint(inner)):
             return  # another process unpacked the same archive first: fine
         raise errors.storage_error(target, exc) from exc
+
+
+def _intact_copy(target: Path, fp: str | None) -> bool:
+    """Whether ``target`` is an unpacked copy of the archive ``fp``, untouched since it was unpacked."""
+    if not (is_imagefolder(target) and fp and _marker_fingerprint(target) == fp):
+        return False
+    return read_marker(target).get("signature") in (None, fingerprints.signature(target))
 
 
 def _online(host: str = "www.cs.toronto.edu", timeout: float = 1.5) -> bool:

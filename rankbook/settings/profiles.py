@@ -89,7 +89,19 @@ def _coerce_sequence(value: Any, hint: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+def _form_hint(name: str, hint: Any, default: Any) -> str:
+    """How to write a value of a sequence setting, for the type error (a scalar or text given instead)."""
+    if typing.get_origin(hint) is not tuple:
+        return ""
+    example = list(default) if isinstance(default, tuple) and default else [1, 2]
+    text = ", ".join(map(str, example))
+    return (f"; give a list, e.g. [{text}] (a notebook parameter: {name}=[{text}]; on the command line: "
+            f"-p {name} '[{text}]'; as text: \"{text}\")")
+
+
 def _hint_name(hint: Any) -> str:
+    if typing.get_origin(hint) is not None:  # tuple[float, ...], not "tuple"
+        return str(hint).replace("typing.", "")
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
@@ -130,7 +142,7 @@ class Settings:
             if not _type_ok(value, hint):
                 raise ProfileError(
                     f"{type(self).__name__}.{f.name} must be {_hint_name(hint)}, "
-                    f"got {value!r} ({type(value).__name__})"
+                    f"got {value!r} ({type(value).__name__}){_form_hint(f.name, hint, f.default)}"
                 )
             _check_bounds(f.name, value, f.metadata)
 

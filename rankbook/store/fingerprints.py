@@ -18,19 +18,22 @@ returns the stored value without reading the content: milliseconds for a
 file, one ``stat`` per file for a folder (about 0.5 s for CIFAR-10's 60,000
 JPEGs; prefer the archive, or torchvision's folder, for large data sets). An edit that keeps the
 size and restores the mtime is therefore not noticed: that is the design
-(``touch`` the file, or delete the cache entry, to force a re-hash).
+(``touch`` the file, or delete the cache entry, to force a re-hash), or set
+``RANKBOOK_VERIFY_DATA=1`` (``--verify-data`` on the command lines): every
+fingerprint is then computed from the bytes, ignoring the stored values.
 
 A cache that cannot be written (read-only, full disk) only costs a re-hash
 next time; it is never an error.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 from pathlib import Path
 
-from rankbook.store import atomic, paths
+from rankbook.store import atomic, errors, inputs, paths
 
 PREFIX = "sha256:"
 SHORT = 16  # hex digits kept: 64 bits, plenty to tell data versions apart
@@ -51,6 +54,24 @@ def _tree(top: str, rel: str = "") -> list[tuple[str, str, os.stat_result]]:
     ``os.scandir`` rather than ``Path`` walking: the stat signature of a
     60,000-file tree is taken on every load, and this is about 5x faster.
     """
+    return _walk(top, rel, set())
+
+
+class SymlinkLoopError(errors.DamagedFileError):
+    """A data folder holding a symbolic link to itself or to a folder above it."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+def _walk(top: str, rel: str, seen: set) -> list[tuple[str, str, os.stat_result]]:
+    st = os.stat(top)
+    if (st.st_dev, st.st_ino) in seen:
+        link = next((p for p in (Path(top), *Path(top).parents) if p.is_symlink()), Path(top))
+        raise SymlinkLoopError(errno.ELOOP, f"{link} is a symbolic link into a folder that contains it "
+                               f"(to {os.path.realpath(link)}): walking it would never end. Fix: remove the "
+                               f"link (rm {link}) or replace it with a copy of what it should hold")
+    seen = seen | {(st.st_dev, st.st_ino)}
     with os.scandir(top) as it:
         entries = sorted(it, key=lambda e: e.name)
     found = []
@@ -58,7 +79,7 @@ def _tree(top: str, rel: str = "") -> list[tuple[str, str, os.stat_result]]:
         if e.name.startswith("."):
             continue
         if e.is_dir():
-            found += _tree(e.path, f"{rel}{e.name}/")
+            found += _walk(e.path, f"{rel}{e.name}/", seen)
         elif e.is_file():
             found.append((rel + e.name, e.path, e.stat()))
     return found
@@ -98,6 +119,8 @@ def sha256(path: str | os.PathLike) -> str:
     before = signature(path)
     entry = _entry(path)
     try:
+        if verify_data():
+            raise ValueError("hash for real")
         stored = json.loads(entry.read_text())
         if stored.get("path") == str(path) and stored.get("signature") == before:
             return stored["sha256"]
@@ -112,9 +135,21 @@ def sha256(path: str | os.PathLike) -> str:
     return digest
 
 
+VERIFY_VAR = "RANKBOOK_VERIFY_DATA"
+
+
+def verify_data() -> bool:
+    """Whether ``$RANKBOOK_VERIFY_DATA`` asks for fingerprints hashed from the bytes (not size and mtime)."""
+    return paths.env_flag(VERIFY_VAR)
+
+
 def fingerprint(path: str | os.PathLike) -> str:
-    """``"sha256:<16 hex>"`` of a file's bytes or a folder's content."""
-    return PREFIX + sha256(path)[:SHORT]
+    """``"sha256:<16 hex>"`` of a file's bytes or a folder's content (recorded for staleness checks)."""
+    value = PREFIX + sha256(path)[:SHORT]
+    root, rel = inputs.relative_to_roots(Path(path).resolve())
+    inputs.record({"kind": "file", "root": root, "rel": rel, "path": str(Path(path).resolve()),
+                   "fingerprint": value})
+    return value
 
 
 def remove_superseded(folder: Path, pattern: str, current: str) -> list[Path]:

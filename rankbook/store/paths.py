@@ -22,6 +22,44 @@ class PathSettingError(NotADirectoryError):
     """A RANKBOOK_* variable that names a file where a folder is needed."""
 
 
+class SettingError(ValueError):
+    """A RANKBOOK_* variable whose value cannot be read (``RANKBOOK_STOP_AFTER_S=10min``)."""
+
+
+TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def env_flag(var: str) -> bool:
+    """``$var`` as a yes/no switch (1/true/yes/on, 0/false/no/off or unset); else a SettingError."""
+    value = os.environ.get(var, "").strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise SettingError(f"{var}={os.environ[var]!r} is not understood: set it to 1 (or true, yes, on) to "
+                       f"turn it on, or 0 / unset it to turn it off")
+
+
+def env_seconds(var: str, default: float = float("inf")) -> float:
+    """``$var`` as a positive number of seconds (``540``, ``5.5``; unset: ``default``), else SettingError."""
+    value = os.environ.get(var, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise SettingError(f"{var}={value!r} is not a positive number of seconds: write it in seconds, e.g. "
+                           f"{var}=600 for ten minutes (no unit), or unset it for no limit")
+    return seconds
+
+
+def is_clone(root: Path = REPO_ROOT) -> bool:
+    """Whether the package runs from a clone of the repository (or its editable install), not a wheel."""
+    return (root / "pyproject.toml").is_file() and (root / "rankbook").is_dir()
+
+
 def env_path(var: str) -> Path | None:
     """``$var`` as an absolute path (re-exported absolute), or None when unset or empty."""
     value = os.environ.get(var, "").strip()
@@ -74,7 +112,13 @@ def cache_root() -> Path:
 
 
 def build_root() -> Path:
-    """Executed notebooks, outputs and the rendered site (``$RANKBOOK_BUILD``, default ``<repo>/_build``)."""
+    """Executed notebooks, outputs, results and the site (``$RANKBOOK_BUILD``, default ``<repo>/_build``).
+
+    An installed wheel (Colab, ``pip install .``) has no clone to hold ``_build``: its default is
+    ``<cache>/build`` (``~/.cache/rankbook/build``, or under ``$RANKBOOK_CACHE``), never site-packages.
+    """
+    if not is_clone():
+        return _env_path("RANKBOOK_BUILD", cache_root() / "build")
     return _env_path("RANKBOOK_BUILD", REPO_ROOT / "_build")
 
 

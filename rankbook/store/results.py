@@ -18,6 +18,22 @@ manifest lists but the file lacks) with a warning, as an unfinished run, and
 result for an array it does not hold is a :class:`MissingArrayError` naming
 the array, the folder and the arrays it does hold.
 
+Integrity: the manifest records the sha256 of ``arrays.npz`` (``"sha256"``),
+checked by :func:`load`, so arrays swapped between two runs or edited are a
+:class:`DamagedResultError`; so is a non-finite value anywhere but the first
+tracked row (step 0 has no training loss and no Δ yet, recorded as NaN).
+Manifests written before checksums were recorded load with a one-line
+warning until ``python -m rankbook.store.migrate FOLDER...`` adds them.
+
+Provenance: beside git's commit (``code_version``) the manifest records
+``source_sha256``, the hash of the package's own source files (what ran, even
+from a stale or uncommitted copy), and data described by name, split and
+fingerprint with paths written relative to ``$RANKBOOK_DATA`` /
+``$RANKBOOK_CACHE`` (``$RANKBOOK_DATA/wikitext-2/valid.txt``), never absolute.
+
+Lookups are recorded for the runner's staleness check
+(:mod:`rankbook.store.inputs`).
+
 Data identity: the training code puts the data's fingerprints
 (:func:`rankbook.data.images.fingerprint`) into the config, so a run on
 other data has another key, and passes ``extra={"data": {...}}`` so the
@@ -31,6 +47,7 @@ import hashlib
 import importlib.metadata
 import json
 import platform
+import re
 import subprocess
 import warnings
 from pathlib import Path
@@ -38,10 +55,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rankbook.store import atomic, errors, paths
+from rankbook.store import atomic, errors, inputs, paths
 
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+_NOTED: set[str] = set()  # folders whose missing checksum was already reported in this process
 
 
 class ResultMismatchError(RuntimeError):
@@ -127,6 +146,7 @@ def find(name: str, config: Mapping[str, Any], roots: list[Path] | None = None) 
     again overwrites it), never an error that blocks the configuration.
     """
     want = canonical(config)
+    key = config_key(config)
     for root in roots or search_roots():
         folder = run_dir(name, config, root)
         if not (folder / MANIFEST).exists():
@@ -136,10 +156,28 @@ def find(name: str, config: Mapping[str, Any], roots: list[Path] | None = None) 
             if manifest["config"] != want:
                 warnings.warn(f"{folder} holds a result of a different config; not reused", stacklevel=2)
                 continue
-            return load(folder)
+            found = load(folder)
+            _record("result", name, key, folder)
+            return found
         except DamagedResultError as exc:
             warnings.warn(f"{exc} Treated as an unfinished run: it is not reused, and training this "
                           f"config again overwrites it.", stacklevel=2)
+    inputs.record({"kind": "miss", "name": name, "key": key, "folder_name": f"{name}-{key}"})
+    return None
+
+
+def _record(kind: str, name: str, key: str, folder: Path) -> None:
+    inputs.record({"kind": kind, "name": name, "key": key, "folder_name": f"{name}-{key}",
+                   "folder": str(Path(folder).resolve()), "manifest": inputs.file_state(folder / MANIFEST),
+                   "arrays": inputs.stat_state(folder / ARRAYS)})
+
+
+def locate_stored(name: str, key: str) -> Path | None:
+    """The folder :func:`find` would read for run ``name`` with results key ``key`` (no reading), or None."""
+    for root in search_roots():
+        folder = Path(root) / f"{name}-{key}"
+        if (folder / MANIFEST).is_file():
+            return folder.resolve()
     return None
 
 
@@ -182,8 +220,69 @@ def load(folder: Path) -> Result:
     folder = Path(folder)
     manifest = read_manifest(folder)
     listed = manifest.get("arrays")
-    arrays = read_arrays(folder, list(listed) if isinstance(listed, dict) else None)
+    arrays = read_arrays(folder, list(listed) if isinstance(listed, dict) else None)  # names truncation
+    check_checksum(folder, manifest)  # then: the right file? (swapped between runs, edited)
+    check_finite(folder, arrays)
     return Result(folder, arrays, manifest)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_checksum(folder: Path, manifest: Mapping[str, Any]) -> None:
+    """:class:`DamagedResultError` when ``arrays.npz`` is not the file the manifest's checksum names.
+
+    A manifest without a checksum (written before they were recorded) gets a
+    one-line warning per process, naming the command that adds one.
+    """
+    folder = Path(folder)
+    sums = manifest.get("sha256")
+    expected = sums.get(ARRAYS) if isinstance(sums, dict) else None
+    if not expected:
+        if str(folder) not in _NOTED:
+            _NOTED.add(str(folder))
+            warnings.warn(f"{folder / MANIFEST} records no checksum of {ARRAYS} (written before checksums "
+                          f"were recorded), so its arrays are not verified; add one with: "
+                          f"python -m rankbook.store.migrate {folder}", stacklevel=3)
+        return
+    try:
+        actual = sha256_file(folder / ARRAYS)
+    except OSError:
+        return  # read_arrays names the missing or unreadable file
+    if actual != expected:
+        raise DamagedResultError(
+            f"{folder / ARRAYS} is not the file {MANIFEST} was written with (sha256 {actual[:16]}…, the "
+            f"manifest says {expected[:16]}…): it was replaced (by another run's arrays?) or edited. Fix: "
+            f"put the run's own {ARRAYS} back, or delete {folder} and train again.")
+
+
+def check_finite(folder: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """:class:`DamagedResultError` naming the array and index of a NaN or infinity a run cannot hold.
+
+    Tracked arrays (first axis as long as ``step``) may be NaN in their first
+    row only: step 0 has no training loss and a zero Δ whose stable rank is
+    undefined. Anywhere else a non-finite value means damage (or a run that
+    diverged, which training refuses to store).
+    """
+    steps = len(arrays["step"]) if "step" in arrays and np.ndim(arrays["step"]) == 1 else None
+    for name in sorted(arrays):
+        a = arrays[name]
+        if a.dtype.kind not in "fc" or a.size == 0:
+            continue
+        bad = ~np.isfinite(a)
+        if steps is not None and a.ndim >= 1 and a.shape[0] == steps and steps > 0:
+            bad[0] &= ~np.isnan(a[0])  # NaN at step 0 is "not defined yet", not damage
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise DamagedResultError(
+                f"{Path(folder) / ARRAYS}: array {name!r} holds {a[where]} at index {list(where)} "
+                f"({int(bad.sum())} non-finite value(s)); a stored run holds finite numbers there. Fix: "
+                f"delete {folder} and train again (or restore the folder from git).")
 
 
 def check_folder(folder: Path, config: Mapping[str, Any]) -> None:
@@ -209,12 +308,17 @@ def save(folder: Path, config: Mapping[str, Any], arrays: Mapping[str, Any], *, 
     check_folder(folder, config)
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     atomic.write_with(folder / ARRAYS, lambda tmp: _savez(tmp, arrays))
+    extra = dict(extra or {})
+    if "data" in extra:
+        extra["data"] = portable(extra["data"])
     manifest = {"config": canonical(config), "key": config_key(config), "code_version": code_version(),
+                "source_sha256": source_hash(), "sha256": {ARRAYS: sha256_file(folder / ARRAYS)},
                 "device": device, "libraries": library_versions(), "python": platform.python_version(),
                 "platform": platform.platform(), "wall_s": round(float(wall_s), 3),
                 "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "arrays": {k: list(v.shape) for k, v in arrays.items()}, **(extra or {})}
+                "arrays": {k: list(v.shape) for k, v in arrays.items()}, **extra}
     atomic.write_json(folder / MANIFEST, manifest)
+    _record("saved", folder.name.rsplit("-", 1)[0], config_key(config), folder)
     return Result(folder, Arrays(arrays, folder), canonical(manifest))
 
 
@@ -233,6 +337,38 @@ def code_version() -> str:
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def source_hash() -> str:
+    """sha256 of the package's own ``.py`` files (relative names and bytes, in name order): what ran."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def portable(value: Any) -> Any:
+    """``value`` (text, or lists/dicts of it) with local absolute paths written relative to the RANKBOOK_*
+    folders (``$RANKBOOK_DATA/...``, ``$RANKBOOK_CACHE/...``) or the home folder (``~/...``)."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v) for v in value]
+    if not isinstance(value, str):
+        return value
+    roots = []
+    for var, root in (("$RANKBOOK_DATA", paths.data_root), ("$RANKBOOK_CACHE", paths.cache_root),
+                      ("~", Path.home)):
+        try:
+            roots.append((var, str(root().resolve())))
+        except (OSError, RuntimeError, KeyError, paths.PathSettingError):
+            continue
+    for var, root in roots:
+        if root not in ("/", ""):
+            value = value.replace(root + "/", var + "/").replace(root + ")", var + ")")
+    # any other absolute path (another machine's cache, /tmp): only its last part says anything
+    return re.sub(r"(?<![\w$~.])/(?:[^\s,()/]+/)*([^\s,()/]+)", r"…/\1", value)
 
 
 def library_versions() -> dict[str, str]:

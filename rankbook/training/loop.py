@@ -32,13 +32,12 @@ batch of update ``step``), ``loss(model, inputs, targets)`` and
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import torch
 
-from rankbook.store import results
+from rankbook.store import paths, results
 from rankbook.training.options import FitOptions, device_name, resolve_device
 from rankbook.training.run import Run
 
@@ -130,7 +129,7 @@ def _refuse_if_slow(task: Task, device: torch.device) -> None:
     if device.type != "cpu" or not hasattr(task, "train_flops"):
         return
     hours = task.train_flops() / CPU_FLOPS / 3600
-    if hours > SLOW_HOURS and os.environ.get("RANKBOOK_ALLOW_SLOW") != "1":
+    if hours > SLOW_HOURS and not paths.env_flag("RANKBOOK_ALLOW_SLOW"):
         raise SlowRunRefused(
             f"{task.name}: training on the CPU would take about {hours:.1f} h (estimated from its FLOPs at "
             f"{CPU_FLOPS / 1e9:.0f} GFLOP/s). Run it on a GPU, or set RANKBOOK_ALLOW_SLOW=1 to train anyway "

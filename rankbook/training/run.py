@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
-from rankbook.store import results
+from rankbook.store import paths, results
 from rankbook.training import checkpoint, tracker
 from rankbook.training.options import FitOptions
 from rankbook.training.ranks import Ranks
@@ -76,7 +75,7 @@ class Run:
         self.track = set(tracking_steps(self.total, track_per_decade))
         self.checkpoint_every = checkpoint_every
         # machines that grant commands of limited length (a lent GPU) train in resumable slices
-        self.budget_s = float(os.environ.get("RANKBOOK_STOP_AFTER_S", "inf"))
+        self.budget_s = paths.env_seconds("RANKBOOK_STOP_AFTER_S")
         self.model = task.build_model().to(device)
         self.optimizer = _optimizer(self.model, self.base_lr, opts.fused_adam)
         self.state: dict[str, Any] = {
