@@ -244,7 +244,7 @@ def test_a_damaged_unpacked_copy_is_unpacked_again(dirs, tmp_path):
 
 
 def test_a_damaged_unpacked_copy_with_its_old_signature_is_unpacked_again_after_decoding(dirs, tmp_path):
-    """Damage the stat signature cannot see (same size, mtime restored): decoding fails, the copy is redone."""
+    """Damage the stat signature cannot see (same size, old mtime): decoding fails, the copy is redone."""
     import os
 
     data_dir, cache = dirs

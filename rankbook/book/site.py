@@ -34,6 +34,13 @@ BOOK_DIRS = ("book",)
 #: extensions loaded on demand (\require, autoload), the menu and its accessibility options
 MATHJAX_PARTS = ("tex-mml-chtml.js", "input", "output/chtml", "ui", "a11y", "sre")
 MATHJAX_PATH = "mathjax/tex-mml-chtml.js"  # relative to _static
+#: the site's stylesheet (responsive figures, tables that scroll visibly, wrapped outputs), in book/_static
+STYLE_DIR, STYLESHEET = "book/_static", "rankbook.css"
+#: labels of folded cells on the site (myst-nb's per-cell ``code_prompt_show``): a parameters cell without
+#: its own label gets this one; chapters label their import cell themselves (``mystnb`` cell metadata)
+PARAMETERS_LABEL = {"code_prompt_show": "Parameters", "code_prompt_hide": "Hide parameters"}
+IMPORTS_LABEL = {"code_prompt_show": "Imports and settings"}
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def mathjax_source() -> Path:
@@ -70,7 +77,9 @@ def site_config(profile: str) -> dict:
     sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
     sphinx.pop("nb_custom_formats", None)
     sphinx["mathjax_path"] = MATHJAX_PATH
-    sphinx["html_static_path"] = ["_static"]
+    # _static: MathJax (copied by stage); book/_static: the site's stylesheet (figures, tables, outputs)
+    sphinx["html_static_path"] = ["_static", STYLE_DIR]
+    sphinx["html_css_files"] = [STYLESHEET]
     sphinx["nb_ipywidgets_js"] = {}  # no require.js / widget manager from CDNs (the site has no kernel)
     config.setdefault("launch_buttons", {})["thebe"] = False
     config["exclude_patterns"] = [p for p in config.get("exclude_patterns", []) if not p.endswith(".ipynb")]
@@ -109,29 +118,44 @@ CDN_STYLESHEET = re.compile(r'<link\s+rel="stylesheet"\s+href="https?://[^"]*fon
 
 
 def for_site(executed: Path, staged: Path) -> None:
-    """Copy an executed notebook for the site: its parameters cell folded (the knobs a reader may turn are
-    one click away), papermill's injected copy of it removed (the page states its profile), and no output
-    linking a stylesheet from a CDN."""
+    """Copy an executed notebook for the site: its parameters cell folded under the label "Parameters" (the
+    knobs a reader may turn are one click away), papermill's injected copy of it removed (the page states its
+    profile), no output linking a stylesheet from a CDN, and a widget that offers a static fallback shown as
+    that fallback (the site has no kernel to run the widget)."""
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
     for cell in nb.cells:
-        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        metadata = cell.setdefault("metadata", {})
+        tags = metadata.setdefault("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
         elif "parameters" in tags and not {"hide-input", "remove-cell", "remove-input"} & set(tags):
             tags.append("hide-input")
+        if "parameters" in tags and "injected-parameters" not in tags:
+            metadata["mystnb"] = {**PARAMETERS_LABEL, **metadata.get("mystnb", {})}
         for output in cell.get("outputs", []):
-            html = output.get("data", {}).get("text/html")
+            data = output.get("data", {})
+            html = data.get("text/html")
+            if isinstance(html, list):
+                html = "".join(html)
             if isinstance(html, str):
-                output["data"]["text/html"] = CDN_STYLESHEET.sub("", html)
-            elif isinstance(html, list):
-                output["data"]["text/html"] = CDN_STYLESHEET.sub("", "".join(html))
+                data["text/html"] = CDN_STYLESHEET.sub("", html)
+                data.pop(WIDGET_MIME, None)  # the widget's static fallback (e.g. the spectra explorer's)
     nbformat.write(nb, staged)
 
 
 def jupyter_book_command() -> list[str]:
-    return [str(Path(sys.executable).with_name("jupyter-book"))]
+    """``jupyter-book`` beside this Python (a venv's ``bin/``), else on ``PATH``; else a RunnerError."""
+    beside = Path(sys.executable).with_name("jupyter-book")
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("jupyter-book")
+    if found:
+        return [found]
+    raise runner.RunnerError(f"no jupyter-book executable beside {sys.executable} or on PATH, so the site "
+                             f"cannot be rendered. Fix: pip install -r requirements.txt (or pip install "
+                             f"'rankbook[book]') into this environment")
 
 
 def build(profile: str, strict: bool = True) -> Path:

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         "--export", type=Path, help="copy each finished result's arrays and manifest into this folder"
     )
     p.add_argument("--verify-data", action="store_true",
-                   help="hash the data from its bytes, not trusting a stored fingerprint of the same size and mtime")
+                   help="hash the data from its bytes, not trusting a fingerprint of the same size and mtime")
     args = p.parse_args(argv)
     try:
         return _main(args)
