@@ -293,3 +293,36 @@ def test_chapter_figures_state_seeds_status_and_the_off_axis_null(tmp_path):
     titles = [a.get_title() for a in evo.axes]
     assert sum("(collapsed)" in t for t in titles) == 2
     assert evo.axes[0].get_legend_handles_labels()[1] == [r"$\sigma_{2}/\sigma_1$", r"$\sigma_{3}/\sigma_1$"]
+
+
+def spectra_run(tmp_path, name: str, r2, r3, seed: int = 0) -> Result:
+    """A run whose every head's Δ has singular values ``[1, r2[t], r3[t]]`` at the tracked steps."""
+    steps = np.array([0, 1, 10, 100, 1000, 10000])
+    svals = np.stack([np.ones(6), np.r_[0, r2], np.r_[0, r3]], -1)  # step 0: Δ = 0 (σ1 set to 1: no 0/0)
+    delta = np.broadcast_to(svals[:, None, None, :], (6, 2, 4, 3)).copy()
+    arrays = {"step": steps, "delta_qk": delta, "delta_vo": delta}
+    return Result(tmp_path / name, arrays, {"config": {"depth": 2, "heads": 4}})
+
+
+def test_incremental_claim_needs_a_longer_stretch_at_smaller_scales_and_sigma2_first(tmp_path):
+    flat = ([0.3] * 5, [0.2] * 5)
+    dip = ([0.5, 0.002, 0.003, 0.05, 0.2], [0.4, 0.001, 0.001, 0.005, 0.05])  # σ2 back at 1000, σ3 at 10000
+    status = {1.0: "trained", 0.1: "trained"}
+
+    def sweep_of(default, small, seeds):
+        return {1.0: [spectra_run(tmp_path, f"d{k}", *default) for k in range(seeds)],
+                0.1: [spectra_run(tmp_path, f"s{k}", *small) for k in range(seeds)]}
+
+    shown = scales.incremental_claim(sweep_of(flat, dip, 3), status)
+    assert shown["points"]["qk"] == {1.0: 0, 0.1: 2} and shown["verdict"] == scales.SHOWN
+    steps, med = scales.ratio_curves(sweep_of(flat, dip, 1)[0.1], 0)
+    p = scales.plateau(steps, med)
+    assert (p["start"], p["end"], p["sigma2_back"], p["sigma3_back"]) == (10, 100, 1000, 10000)
+    assert scales.incremental_claim(sweep_of(flat, dip, 1), status)["verdict"] == scales.PARTLY
+    together = (dip[0], [0.4, 0.001, 0.001, 0.02, 0.05])  # σ3 back at 1000 with σ2: not one at a time
+    bad = scales.incremental_claim(sweep_of(flat, together, 3), status)
+    assert bad["verdict"] == scales.NOT_SHOWN
+    assert "Δqk at scale 0.1: σ2/σ1 and σ3/σ1 come back at the same step" in bad["reasons"]
+    assert scales.incremental_claim(sweep_of(dip, flat, 3), status)["verdict"] == scales.CONTRADICTED
+    collapsed = scales.incremental_claim(sweep_of(flat, dip, 3), {1.0: "trained", 0.1: "collapsed"})
+    assert collapsed["verdict"] == scales.CANNOT

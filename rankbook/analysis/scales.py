@@ -470,6 +470,100 @@ def plateau_text(results_by_scale: Mapping[float, Any], layer: int, kind: str = 
     return "; ".join(parts)
 
 
+def plateau_points(steps: np.ndarray, median_ratios: np.ndarray, threshold: float = SMALL_RATIO) -> int:
+    """Tracked steps in :func:`plateau`'s stretch (0 when the median ``σ2/σ1`` never falls below it)."""
+    p = plateau(steps, median_ratios, threshold)
+    if p["start"] is None:
+        return 0
+    return int(np.searchsorted(steps, p["end"]) - np.searchsorted(steps, p["start"]) + 1)
+
+
+def incremental_claim(
+    results_by_scale: Mapping[float, Any], status_of: Mapping[float, str], layer: int = 1
+) -> dict[str, Any]:
+    """The paper's Fig. 3 (v1) claim, "incremental learning is more pronounced at smaller scales".
+
+    Among the trained scales (:data:`COMPARABLE`), for ΔW_K W_Q^T and ΔW_V W_O^T of ``layer``: the length of
+    the stretch where the median ``σ2/σ1`` over heads × seeds stays below :data:`SMALL_RATIO`
+    (:func:`plateau_points`, in tracked steps) must not shrink as the scale falls and must be longer at the
+    smallest scale than at the default; where both come back, ``σ3/σ1`` must come back at a later tracked
+    step than ``σ2/σ1`` (one direction at a time; it cannot come earlier, as ``σ3 ≤ σ2`` in every head).
+    Verdict as :func:`lower_rank_claim`: cannot be shown with fewer than two trained scales; shown when
+    both products pass and every trained scale has :data:`MIN_SEEDS` seeds; contradicted when
+    for both the default's stretch is the longer; partly shown when one passes, or both but with too few
+    seeds; not shown at this scale otherwise.
+    """
+    kept = _comparable(results_by_scale, status_of)
+    default = max(results_by_scale) if results_by_scale else None
+    out: dict[str, Any] = {"layer": layer + 1, "scales": kept, "points": {}, "passes": {}}
+    if default not in kept or len(kept) < 2:
+        why = (f"only scale {default:g} is stored" if len(results_by_scale) == 1
+               else "fewer than two scales trained without collapse or partial alignment")
+        return {**out, "verdict": CANNOT, "reasons": [why]}
+    reasons, against = [], 0
+    for kind in ("qk", "vo"):
+        points, ordered = {}, True
+        for s in kept:
+            steps, med = ratio_curves(results_by_scale[s], layer, kind)
+            points[s] = plateau_points(steps, med)
+            p = plateau(steps, med)
+            if p["sigma2_back"] and p["sigma3_back"] and p["sigma3_back"] <= p["sigma2_back"]:
+                ordered = False  # σ3 ≤ σ2 per head, so "not later" means "at the same tracked step"
+                reasons.append(f"Δ{kind} at scale {s:g}: σ2/σ1 and σ3/σ1 come back at the same step")
+        lengths = [points[s] for s in kept]  # largest scale first
+        monotone = all(b >= a for a, b in zip(lengths, lengths[1:]))
+        longer = lengths[-1] > lengths[0]
+        against += lengths[0] > lengths[-1]
+        if not monotone:
+            reasons.append(f"Δ{kind}: the stretch shrinks as the scale falls ({_points_text(points)})")
+        if not longer:
+            reasons.append(
+                f"Δ{kind}: no longer at the smallest scale than at the default ({_points_text(points)})"
+            )
+        out["points"][kind] = points
+        out["passes"][kind] = monotone and longer and ordered
+    passing = sum(out["passes"].values())
+    few = [s for s in kept if len(as_runs(results_by_scale[s])) < MIN_SEEDS]
+    if few:
+        reasons.append(f"fewer than {MIN_SEEDS} seeds at " + ", ".join(f"scale {s:g}" for s in few))
+    if against == 2:
+        verdict = CONTRADICTED
+    elif passing == 2 and not few:
+        verdict = SHOWN
+    elif passing:
+        verdict = PARTLY
+    else:
+        verdict = NOT_SHOWN
+    return {**out, "verdict": verdict, "reasons": reasons}
+
+
+def _points_text(points: Mapping[float, int]) -> str:
+    return ", ".join(f"{n} tracked step{'s' if n != 1 else ''} at {s:g}" for s, n in points.items())
+
+
+def incremental_claims(
+    sweeps: Mapping[str, Mapping[float, Any]], analyses: Mapping[str, Mapping[str, Any]], chapter: str,
+    layer: int = 1,
+) -> list[dict[str, str]]:
+    """Claim rows for the paper's Fig. 3 (v1), one per tier with a sweep (:func:`incremental_claim`)."""
+    out = []
+    for tier, sweep in sweeps.items():
+        c = incremental_claim(sweep, analyses[tier]["status"], layer)
+        ss = sorted(sweep, reverse=True)
+        measured = (
+            f"tracked steps with the median σ2/σ1 of layer {layer + 1} below {SMALL_RATIO:g}, at scales "
+            + ", ".join(f"{x:g}" for x in ss) + ": "
+            + "; ".join(f"{k} " + "/".join(str(c["points"].get(k, {}).get(x, "–")) for x in ss)
+                        for k in ("qk", "vo"))
+            + f"; {seeds_text(seeds_per_scale(sweep))}"
+        )
+        if c["reasons"]:
+            measured += "; short of shown: " + "; ".join(c["reasons"])
+        out.append(claims.row("Incremental learning is more pronounced at smaller initialization scales",
+                              "Fig. 3 (v1)", tier, measured, c["verdict"], chapter))
+    return out
+
+
 # --------------------------------------------------------------------------- chapter 05: stored sweeps
 
 
@@ -588,20 +682,24 @@ def scale_claims(analyses: Mapping[str, Mapping[str, Any]], chapter: str) -> lis
 #: the keys of :func:`tier_numbers` (a tier with no stored sweep gets each one as "not stored")
 NUMBER_KEYS = ("ranks", "accuracy", "alignment", "relative", "random_alignment", "seeds", "trained",
                "left_out", "partly_aligned", "tests", "level", "order", "verdict", "reasons",
-               "plateau_qk", "plateau_vo")
+               "plateau_qk", "plateau_vo", "fig3_verdict", "fig3_reasons")
 
 
 def tier_numbers(
     analyses: Mapping[str, Mapping[str, Any]], tier: str, sweeps: Mapping[str, Any], layer: int = 1
 ) -> dict[str, str]:
     """:func:`scale_numbers` of ``tier`` plus its Fig. 3 plateau text (median ``σ2/σ1`` at ``layer``, qk and
-    vo); every value says "not stored" when the tier has no sweep, so a page's glue keys always exist."""
+    vo) and :func:`incremental_claim`'s verdict; every value says "not stored" when the tier has no sweep,
+    so a page's glue keys always exist."""
     if tier not in analyses:
         return {k: f"not stored ({tier} tier, this code and data)" for k in NUMBER_KEYS}
+    fig3 = incremental_claim(sweeps[tier], analyses[tier]["status"], layer)
     out = {
         **scale_numbers(analyses[tier]),
         "plateau_qk": plateau_text(sweeps[tier], layer, "qk"),
         "plateau_vo": plateau_text(sweeps[tier], layer, "vo"),
+        "fig3_verdict": fig3["verdict"],
+        "fig3_reasons": "; ".join(fig3["reasons"]) or "none",
     }
     assert set(out) == set(NUMBER_KEYS)
     return out
