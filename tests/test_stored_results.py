@@ -16,13 +16,18 @@ import torch
 from rankbook.data import images, text
 from rankbook.settings import lm as lm_settings
 from rankbook.settings import profiles
+from rankbook.settings.toy import PROFILES as TOY_PROFILES
 from rankbook.settings.vit import PROFILES
 from rankbook.store import paths, results
+from rankbook.theory import tiers
 from rankbook.training import lm, loop, vit
 from rankbook.training.__main__ import vit_runs
 from rankbook.training.options import FitOptions
 
-STORED = sorted(p.parent for p in (paths.REPO_ROOT / "results").glob("*/manifest.json"))
+STORED = sorted(p.parent for p in (paths.REPO_ROOT / "results").glob("*/manifest.json")
+                if not p.parent.name.startswith(tiers.PREFIX))
+#: the toy chapters' stored tiers (summaries, not training runs): checked by test_stored_toy_tier_is_current
+TOY_STORED = sorted(p.parent for p in (paths.REPO_ROOT / "results").glob(f"{tiers.PREFIX}*/manifest.json"))
 NEEDED = ("step", "train_loss", "delta_qk", "delta_vo", "stable_rank_delta_qk", "stable_rank_delta_vo",
           "init_qk", "init_vo", "top_left_qk", "top_right_qk")
 NEEDED_BY_KIND = {"vit": ("epoch", "test_acc"), "gpt": ("eval_loss",)}
@@ -94,3 +99,35 @@ def test_stored_run_is_current(folder):
     assert not (folder / "checkpoint.pt").exists(), (
         "commit only the arrays and the manifest, no training state"
     )
+
+
+@pytest.mark.parametrize("folder", TOY_STORED, ids=[p.name for p in TOY_STORED])
+def test_stored_toy_tier_is_current(folder):
+    expected = tiers.expected(TOY_PROFILES)
+    manifest = json.loads((folder / results.MANIFEST).read_text())
+    chapter, profile = manifest["config"]["chapter"], manifest["config"]["profile"]
+    assert folder.name in expected, (
+        f"{folder} is stale: the toy settings or rankbook.theory.tiers.VERSION changed since it was stored. "
+        f"Rerun `python -m rankbook run {chapter[:2]} --profile {profile}`, copy the new "
+        f"_build/results/{tiers.PREFIX}{chapter}-{profile}-* folder to results/ and delete this one."
+    )
+    assert manifest["config"] == expected[folder.name]
+    assert manifest["key"] == results.config_key(manifest["config"])
+    assert (folder / tiers.SUMMARY).is_file()
+    assert tiers.load(chapter, profile, TOY_PROFILES[profile]) is not None
+
+
+@pytest.mark.parametrize("folder", STORED, ids=[p.name for p in STORED])
+def test_stored_run_carries_its_checksum_and_no_local_path(folder):
+    """Each committed manifest names its arrays' sha256 (checked on every load) and no absolute local path.
+
+    A run that lands without them (written by older code): ``python -m rankbook.store.migrate FOLDER``.
+    """
+    manifest = json.loads((folder / results.MANIFEST).read_text())
+    assert manifest.get("sha256", {}).get(results.ARRAYS) == results.sha256_file(folder / results.ARRAYS), (
+        f"{folder}: its manifest lacks the checksum of its arrays, or it does not match: run "
+        f"`python -m rankbook.store.migrate {folder}` (on the run's own arrays) and commit the manifest")
+    text_of_data = json.dumps(manifest.get("data", {}))
+    assert "/work/" not in text_of_data and "/tmp/" not in text_of_data and "/home/" not in text_of_data, (
+        f"{folder}: the manifest records local paths: {text_of_data}; run python -m rankbook.store.migrate")
+    results.load(folder)  # checksum and finiteness verified
