@@ -1,0 +1,93 @@
+"""``python -m rankbook inspect BEFORE AFTER``: per-head spectra of the update from BEFORE to AFTER."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+HELP = """BEFORE and AFTER: HF model folders (as save_pretrained writes them), model-hub names (online), or
+state-dict files (.safetensors; .pt/.pth/.bin read with weights_only=True) with --arch naming the layout and
+shape: rankbook-vit[:d_model=64,depth=4,...], rankbook-gpt[:...], hf:MODEL_TYPE[:k=v,...] or hf:CONFIG_PATH,
+timm:MODEL_NAME[:k=v,...], torch-encoder:d_model=..,nhead=..,num_layers=.."""
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """The ``inspect`` subcommand on the book's parser (``sub`` from ``add_subparsers``)."""
+    p = sub.add_parser(
+        "inspect",
+        help="per-head spectra of the update between two checkpoints of a model",
+        description=__doc__,
+        epilog=HELP,
+    )
+    p.add_argument("before", metavar="BEFORE", help="the model before the update (e.g. pretrained)")
+    p.add_argument("after", metavar="AFTER", help="the model after it (e.g. fine-tuned)")
+    p.add_argument("--json", metavar="FILE", default=None, help="write every head's spectra as JSON")
+    p.add_argument("--figure", metavar="FILE", default=None, help="write a figure (.png, .svg or .pdf)")
+    p.add_argument(
+        "--arch",
+        metavar="NAME",
+        default=None,
+        help="layout and shape of state-dict files, e.g. rankbook-vit:d_model=64,depth=4",
+    )
+    return p
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def run(args) -> int:
+    """Run the command from parsed ``args``; returns the exit status (2 for bad input, with one line)."""
+    from rankbook.inspect import compare, layouts, load
+
+    for option, target in (("--json", args.json), ("--figure", args.figure)):
+        if target is not None and not Path(target).resolve().parent.is_dir():
+            print(
+                f"error: {option} {target}: its folder does not exist; create it or choose another path",
+                file=sys.stderr,
+            )
+            return 2
+    if args.figure is not None and Path(args.figure).suffix.lower() not in (".png", ".svg", ".pdf"):
+        print(f"error: --figure {args.figure}: use a .png, .svg or .pdf name", file=sys.stderr)
+        return 2
+    try:
+        before = load.load(args.before, args.arch, "BEFORE")
+        after = load.load(args.after, args.arch, "AFTER")
+        result = compare.compare(before, after, names=(f"BEFORE {args.before}", f"AFTER {args.after}"))
+    except layouts.UnsupportedModelError as exc:
+        print(f"error: {args.before}: {exc}", file=sys.stderr)
+        return 2
+    except (load.InspectInputError, compare.ArchitectureMismatchError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(compare.format_table(result))
+    if args.json is not None:
+        payload = _json_safe({**result.to_json(), "before": args.before, "after": args.after})
+        Path(args.json).write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n")
+        print(f"json: {args.json}")
+    if args.figure is not None:
+        from rankbook.inspect import figure
+
+        fig = figure.update_figure(result, f"{args.before} → {args.after}")
+        fig.savefig(args.figure, dpi=150)
+        print(f"figure: {args.figure}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rankbook")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
