@@ -16,8 +16,11 @@ def test_source_of_a_function_is_its_code_with_path_and_lines():
     assert s.path == "rankbook/store/paths.py" and s.first == first and s.last == first + len(lines) - 1
     assert s.name == "rankbook.store.paths.output_dir"
     md = s._repr_markdown_()
-    assert md.startswith("`rankbook.store.paths.output_dir` (rankbook/store/paths.py, lines ")
-    assert "```python\ndef output_dir(" in md and md.rstrip().endswith("```")
+    # folded: a <details> block (closed) whose summary names the function, around the code block
+    assert md.startswith('<details class="rankbook-source">\n<summary>Source: <code>rankbook.store.paths.'
+                         'output_dir</code> (rankbook/store/paths.py, lines ')
+    assert " open" not in md.split("\n", 1)[0]
+    assert "\n\n```python\ndef output_dir(" in md and md.rstrip().endswith("```\n\n</details>")
 
 
 def test_a_module_starts_at_line_one_and_a_fence_outlasts_backticks_in_the_code():

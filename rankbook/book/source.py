@@ -1,9 +1,12 @@
 """Show the package code behind a result on the page: the code a reader sees is the code that ran.
 
 A chapter puts ``show_source(rankbook.theory.algorithm1.algorithm1)`` in a folded
-cell (``tags=["hide-input"]``). The output is a Markdown code block, so the
-site highlights it with the book's theme and Jupyter/Colab render it the same
-way; in a terminal it prints as plain text.
+cell (``tags=["hide-input"]``). Folding the cell hides only its one-line input;
+the listing is its *output*, so the listing folds itself: the output is Markdown,
+a ``<details>`` block whose summary names the function and where it lives, around
+a code block (the site highlights it with the book's theme, Jupyter and Colab
+render the same Markdown), closed until the reader opens it. In a terminal it
+prints as plain text.
 """
 from __future__ import annotations
 
@@ -43,7 +46,11 @@ class Source:
 
     def _repr_markdown_(self) -> str:
         fence = "`" * max(3, 1 + max((len(run) for run in _backtick_runs(self.code)), default=0))
-        return f"`{self.name}` ({self.where}):\n\n{fence}python\n{self.code}\n{fence}\n"
+        # blank lines around the fence: Markdown (MyST, Jupyter, Colab) renders the code block inside the
+        # raw <details> block, so the listing is folded until opened
+        summary = f"Source: <code>{self.name}</code> ({self.where}, {self.last - self.first + 1} lines)"
+        return (f'<details class="rankbook-source">\n<summary>{summary}</summary>\n\n'
+                f"{fence}python\n{self.code}\n{fence}\n\n</details>\n")
 
     def __repr__(self) -> str:
         return f"# {self.name} ({self.where})\n{self.code}"

@@ -2,9 +2,11 @@
 
 :func:`spectra_explorer` is an ipywidgets panel (layer, head, step,
 W_K W_Q^T or W_V W_O^T) for Jupyter and Colab. Widget callbacks need a
-kernel, so the static site gets :func:`spectra_animation` instead: the
-same plot for every tracked step, as a JavaScript animation with its own
-slider that plays in any browser.
+kernel, so the panel also offers a static fallback (its first view as an
+image and a note saying where the panel works), which the site shows in its
+place (``rankbook.book.site.for_site`` keeps an output's HTML over its widget);
+and the site gets :func:`spectra_animation`: the same plot for every tracked
+step, as a JavaScript animation with its own slider that plays in any browser.
 """
 from __future__ import annotations
 
@@ -73,7 +75,32 @@ def spectra_explorer(result: Result, profile: str):
     for control in (layer, head, step, kind):
         control.observe(redraw, names="value")
     redraw()
-    return w.VBox([w.HBox([layer, head]), step, kind, out])
+    panel = w.VBox([w.HBox([layer, head]), step, kind, out])
+    first = out.outputs[0]
+    width = first.get("metadata", {}).get("image/png", {}).get("width")
+    fallback = static_fallback(first["data"]["image/png"], width, layers, heads, len(steps))
+    widget_bundle = panel._repr_mimebundle_
+
+    def bundle(**kwargs):  # the widget where a kernel runs it; its static view (text/html) elsewhere
+        data = widget_bundle(**kwargs)
+        data = dict(data[0] if isinstance(data, tuple) else data)
+        data["text/html"] = fallback
+        return data
+
+    panel._repr_mimebundle_ = bundle
+    return panel
+
+
+def static_fallback(png_base64: str, width: int | None, layers: int, heads: int, steps: int) -> str:
+    """What a page without a kernel shows for the panel: its first view and where the panel works."""
+    return ('<div class="rankbook-static-widget"><p><strong>Interactive panel (needs a running kernel).'
+            '</strong> '
+            f"In Jupyter or Colab (the launch button at the top of the page) it lets you choose any of the "
+            f"{layers} layers, {heads} heads and {steps} tracked steps, and either product. Below: its first "
+            "view; the animation after it plays every tracked step of one head.</p>"
+            f'<img alt="spectra explorer: first view" style="max-width:100%;height:auto" '
+            + (f'width="{int(width)}" ' if width else "") +
+            f'src="data:image/png;base64,{png_base64}"/></div>')
 
 
 def spectra_animation(result: Result, profile: str, layer: int, head: int, kind: str = "qk"):

@@ -7,6 +7,14 @@ run together as "252.5". Numbers are formatted per column with ``digits``
 significant figures, the same decimals down a column so the points line up,
 and scientific notation only for very large or very small magnitudes.
 Numeric columns are right-aligned, text columns left-aligned.
+
+Width: a short cell never wraps (``white-space:nowrap``), and a long text
+cell wraps at a readable measure (between :data:`WRAP_MIN_EM` and
+:data:`WRAP_MAX_EM`), so no cell reads one word per line. A table wider than
+the page scrolls sideways inside its box (the site's stylesheet makes that
+scroll bar visible) instead of squeezing its columns or being cut off.
+Cells may hold :class:`Link` (a link to a page) and :class:`Math` (TeX that
+MathJax typesets on the site and in Jupyter).
 """
 from __future__ import annotations
 
@@ -18,10 +26,27 @@ from typing import Any, Iterable, Mapping, Sequence
 #: magnitudes shown without an exponent: 1e-3 <= |x| < 1e6
 _PLAIN = (-3, 6)
 _TABLE_STYLE = ("border-collapse:collapse;margin:0.6em 0 1em;font-size:0.9em;"
-                "font-variant-numeric:tabular-nums;width:auto;max-width:100%")
+                "font-variant-numeric:tabular-nums;width:auto")
+#: a text cell longer than this many characters wraps, at a measure between WRAP_MIN_EM and WRAP_MAX_EM
+LONG_CELL = 28
+WRAP_MIN_EM, WRAP_MAX_EM = 14, 30
+_WRAP_STYLE = f"min-width:{WRAP_MIN_EM}em;max-width:{WRAP_MAX_EM}em;white-space:normal"
 _CAPTION_STYLE = "caption-side:top;text-align:left;font-weight:600;padding:0 0 0.35em"
 _CELL_STYLE = "padding:0.3em 0.9em;border-bottom:1px solid #ddd;vertical-align:top;text-align:{align}"
 _HEAD_STYLE = _CELL_STYLE + ";border-bottom:2px solid #888;font-weight:600;white-space:nowrap"
+
+
+class Math:
+    """A cell in TeX: typeset by MathJax in HTML (``\\(...\\)``), the TeX itself in a terminal."""
+
+    def __init__(self, tex: str, text: str = ""):
+        self.tex, self.text = tex, text or tex
+
+    def __str__(self) -> str:
+        return self.text
+
+    def html(self) -> str:
+        return f'<span class="math notranslate nohighlight">\\({html.escape(self.tex)}\\)</span>'
 
 
 class Link:
@@ -133,13 +158,21 @@ class Table:
         aligns = ["right" if n else "left" for n in self.numeric()]
         head = "".join(f'<th style="{_HEAD_STYLE.format(align=a)}">{html.escape(c)}</th>'
                        for c, a in zip(self.columns, aligns))
-        links = [[v.html() if isinstance(v, Link) else None for v in r] for r in self.rows]
-        td = '<td style="{}">{}</td>'
-        body = "".join("<tr>" + "".join(td.format(_CELL_STYLE.format(align=a), ln or html.escape(v))
-                                        for v, a, ln in zip(r, aligns, lr)) + "</tr>"
+        links = [[v.html() if isinstance(v, (Link, Math)) else None for v in r] for r in self.rows]
+        body = "".join("<tr>" + "".join(_td(v, a, ln) for v, a, ln in zip(r, aligns, lr)) + "</tr>"
                        for r, lr in zip(self.cells(), links))
         caption = (f'<caption style="{_CAPTION_STYLE}">{html.escape(self.title)}</caption>'
                    if self.title else "")
         # a table wider than the page scrolls sideways instead of being cut off
-        return (f'<div style="overflow-x:auto;max-width:100%"><table class="rankbook-table" '
-                f'style="{_TABLE_STYLE}">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+        return (f'<div class="rankbook-scroll" style="overflow-x:auto;max-width:100%">'
+                f'<table class="rankbook-table" style="{_TABLE_STYLE}">{caption}'
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+
+
+def _td(text: str, align: str, markup: str | None) -> str:
+    """One cell: short ones on one line, long text wrapped at a readable measure (never a word per line)."""
+    style = _CELL_STYLE.format(align=align)
+    content = markup or html.escape(text)
+    if len(text) > LONG_CELL:
+        return f'<td style="{style}"><div style="{_WRAP_STYLE}">{content}</div></td>'
+    return f'<td style="{style};white-space:nowrap">{content}</td>'
