@@ -124,8 +124,8 @@ for prefix, numbers in glue_numbers.items():
 # the largest, $\sigma_k/\sigma_1$ for $k = 2, \dots, 6$, on a log axis: a
 # singular value not yet learned sits orders of magnitude below $\sigma_1$,
 # and its rise is a new direction being learned. The head is drawn at random
-# once (seed 0) and is the same in every panel; for a scale with several
-# seeds it is that head of the first seed's run.
+# once per sweep (seed 0) and is the same in every panel of a figure; for a
+# scale with several seeds it is that head of the first seed's run.
 
 # %% tags=["hide-input"]
 layer, head = spectra.random_heads(runs[settings.init_scales[0]][0], [min(1, settings.depth - 1)])[0]
@@ -133,8 +133,10 @@ glue("ch05_head", f"layer {layer + 1}, head {head + 1}", display=False)
 glue("ch05_fig_evolution", spectra.delta_evolution_per_scale(
     runs, profile, layer, head, status=analyses[profile]["status"]), display=False)
 reference = sweeps.get("reference")
+ref_head = spectra.random_heads(reference[max(reference)][0], [layer])[0][1] if reference else head
+glue("ch05_ref_head", f"layer {layer + 1}, head {ref_head + 1}", display=False)
 glue("ch05_fig_evolution_reference", spectra.delta_evolution_per_scale(
-    reference, "reference", layer, head, status=analyses["reference"]["status"]) if reference
+    reference, "reference", layer, ref_head, status=analyses["reference"]["status"]) if reference
     else stable_rank.not_stored("reference", f"the init-scale sweep on {dataset}"), display=False)
 
 # %% [markdown]
@@ -142,7 +144,7 @@ glue("ch05_fig_evolution_reference", spectra.delta_evolution_per_scale(
 # :name: "fig-ch05-evolution-reference"
 #
 # $\sigma_k/\sigma_1$ ($k = 2, \dots, 6$) of $\Delta W_K W_Q^\top$ (left) and
-# $\Delta W_V W_O^\top$ (right) of one head ({glue:text}`ch05_head`) through
+# $\Delta W_V W_O^\top$ (right) of one head ({glue:text}`ch05_ref_head`) through
 # training, one row per init scale, colours from $\sigma_2/\sigma_1$ (dark) to
 # $\sigma_6/\sigma_1$ (light); dotted: 0.01. The stored `reference` sweep
 # (first stored seed). The analogue of the paper's Fig. 3 (v1) at the
@@ -169,7 +171,7 @@ glue("ch05_fig_evolution_reference", spectra.delta_evolution_per_scale(
 # :name: "fig-ch05-evolution"
 #
 # As {numref}`fig-ch05-evolution-reference`, for this page's live sweep
-# ({glue:text}`ch05_profile` profile); a scale whose heads collapsed onto one
+# ({glue:text}`ch05_profile` profile; {glue:text}`ch05_head`); a scale whose heads collapsed onto one
 # direction, are partly aligned or did not train says so in its titles (see
 # the diagnostics below). The analogue of the paper's Fig. 3 (v1) at the
 # {glue:text}`ch05_profile` profile.
@@ -198,8 +200,9 @@ glue("ch05_fig_evolution_reference", spectra.delta_evolution_per_scale(
 show_source(scales.status)
 
 # %%
-Table(analyses[profile]["rows"], digits=3,
-      title=f"{dataset}: Δ(W_K W_Qᵀ) after training, per init scale ({profile} sweep)")
+for tier, a in analyses.items():
+    display(Table(a["rows"], digits=3, title=f"{dataset}: Δ(W_K W_Qᵀ) after training, per init scale, "
+                  f"{tier} sweep" + ("" if tier == profile else " (stored)")))
 
 # %% [markdown]
 # ## The test per layer
@@ -241,8 +244,8 @@ glue("ch05_fig_per_scale_reference", scale_figures.per_scale(
 # over the heads of every stored seed, black dots each seed's head mean; the
 # seeds per scale are under each tick. The stable rank of a random matrix of
 # $\Delta$'s shape and rank is stated in the legend (drawn only when it fits
-# the bars' range), so the bars keep the height of the axes. The analogue of the paper's
-# Fig. 4 (v1) at the reference profile.
+# the bars' range), so the bars keep the height of the axes. The analogue of
+# the paper's Fig. 4 (v1) at the reference profile.
 # ```
 #
 # ```{glue:figure} ch05_fig_per_scale
@@ -283,9 +286,5 @@ glue("ch05_fig_per_scale_reference", scale_figures.per_scale(
 # ````
 
 # %% tags=["hide-input"]
-for tier in ("reference", "paper"):
-    if tier in stored:
-        display(Table(analyses[tier]["rows"], digits=3, title=f"stored {tier} sweep") if tier in analyses
-                else f"{tier}: not stored for this code and data")
 rows = scales.scale_claims(analyses, CHAPTER) + scales.incremental_claims(sweeps, analyses, CHAPTER, layer)
 written = claims.record(profile, CHAPTER, rows)

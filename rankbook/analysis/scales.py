@@ -243,8 +243,10 @@ def layer_tests(
     """Default init (the largest scale) against each smaller *trained* scale, per layer.
 
     One row per (layer, scale): seeds and heads behind each side, the two means, the one-sided Mann-Whitney
-    p over heads × seeds (``p``, default greater) and of the opposite direction (``p reversed``), the
-    permutation p over seeds, and whether ``p`` is below :data:`ALPHA` / (number of rows).
+    p over heads × seeds (``p``, default greater; ``p floor`` the smallest it can be, ``1 / C(n + m, m)``,
+    reached when every head of one side is above every head of the other) and of the opposite direction
+    (``p reversed``), the permutation p over seeds, and whether ``p`` is below :data:`ALPHA` / (number of
+    rows).
     """
     default = max(results_by_scale)
     smaller = [s for s in _comparable(results_by_scale, status_of) if s != default]
@@ -267,6 +269,7 @@ def layer_tests(
                     "scale mean": float(np.nanmean(small)),
                     "p": p,
                     "p reversed": float(stats.mannwhitneyu(big, small, alternative="less").pvalue),
+                    "p floor": 1.0 / math.comb(len(big) + len(small), len(small)),
                     "p over seeds": float(seed_permutation_p(big_seeds, small_seeds)),
                     "p floor over seeds": permutation_floor(len(big_seeds), len(small_seeds)),
                     "level": level,
@@ -288,6 +291,8 @@ def ordering(
     two-sided Mann-Whitney p over heads × seeds. ``monotone`` is True when a layer has none.
     """
     kept = _comparable(results_by_scale, status_of)
+    if len(kept) < 2:
+        return []
     out = []
     for layer in layers:
         pooled = {s: final_stable_ranks(results_by_scale[s], layer, kind)[0] for s in kept}
@@ -397,6 +402,7 @@ def tests_table(tests: Sequence[Mapping]) -> list[dict[str, Any]]:
             "default": t["default mean"],
             "scale's": t["scale mean"],
             "p, heads × seeds": t["p"],
+            "its floor ": t["p floor"],
             "below level": "yes" if t["significant"] else "no",
             "p, seeds": t["p over seeds"],
             "its floor": t["p floor over seeds"],

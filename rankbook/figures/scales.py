@@ -58,11 +58,12 @@ def per_scale(
     if any(len(analysis.as_runs(results_by_scale[s])) > 1 for s in scales):
         handles.append(Line2D([], [], marker="o", ls="", color="black", ms=3, label="one seed's head mean"))
     null = null_rank(analysis.as_runs(results_by_scale[scales[0]])[0])["stable_rank_mean"]
+    name = r"random, rank $2 d_\mathrm{head}$"
     if null <= 1.25 * top:
-        handles.append(ax.axhline(null, color="gray", ls="--", lw=1, label="random, rank 2·d_head"))
+        handles.append(ax.axhline(null, color="gray", ls="--", lw=1, label=name))
         top = max(top, null)
     else:
-        handles.append(Patch(color="none", label=f"random, rank 2·d_head: {null:.1f} (off the axis)"))
+        handles.append(Patch(color="none", label=f"{name}: {null:.1f} (off the axis)"))
     seeds = analysis.seeds_per_scale(results_by_scale)
     names = [
         f"{s:g}\n{seeds[s]} seed{'s' if seeds[s] != 1 else ''}"
