@@ -196,24 +196,29 @@ def load_trained(task: Any, result: results.Result) -> tuple[nn.Module, dict[str
     return model.eval(), {k: v.cpu() for k, v in ckpt["initial"].items()}
 
 
-def attention_ablation(
-    task: Any, result: results.Result, metric: str, device: str = "cpu"
+def ablation(
+    model: nn.Module,
+    initial: Mapping[str, torch.Tensor],
+    fresh: nn.Module,
+    evaluate: Callable[[nn.Module], float],
 ) -> dict[str, float]:
-    """Is attention worth anything? The trained model with its attention reset to initialization (rank 0).
+    """Is attention worth anything? ``model`` (trained) with its attention reset to ``initial`` (rank 0).
 
-    Returns the metric of the trained model (``trained``), with attention at init and the rest trained
-    (``attention_at_init``), of the whole model at init (``model_at_init``), and ``share``: the part of the
-    whole training gain that is lost without the attention updates,
-    ``(m(attention at init) - m(trained)) / (m(model at init) - m(trained))`` (for a loss; the same
-    formula holds for an accuracy, both differences changing sign).
+    ``fresh`` is the whole model at initialization. Returns the metric of the trained model (``trained``),
+    with attention at init and the rest trained (``attention_at_init``), of the whole model at init
+    (``model_at_init``), and ``share``: the part of the whole training gain lost without the attention
+    updates, ``(m(attention at init) - m(trained)) / (m(model at init) - m(trained))`` (for a loss; the
+    same formula holds for an accuracy, both differences changing sign). ``model`` is restored on return.
     """
-    dev = torch.device(device)
-    model, initial = load_trained(task, result)
+    final = attention_weights(model)
     with torch.no_grad():
-        trained = task.evaluate(model.to(dev), dev)[metric]
-        set_attention_weights(model, initial)
-        at_init = task.evaluate(model, dev)[metric]
-        whole = task.evaluate(task.build_model().to(dev).eval(), dev)[metric]
+        trained = evaluate(model)
+        try:
+            set_attention_weights(model, initial)
+            at_init = evaluate(model)
+        finally:
+            set_attention_weights(model, final)
+        whole = evaluate(fresh)
     gain = whole - trained
     return {
         "trained": trained,
@@ -222,6 +227,16 @@ def attention_ablation(
         "worth": at_init - trained,
         "share": (at_init - trained) / gain if gain else float("nan"),
     }
+
+
+def attention_ablation(
+    task: Any, result: results.Result, metric: str, device: str = "cpu"
+) -> dict[str, float]:
+    """:func:`ablation` of a finished run of ``task``, from its final checkpoint, in ``metric``."""
+    dev = torch.device(device)
+    model, initial = load_trained(task, result)
+    evaluate = lambda m: task.evaluate(m, dev)[metric]  # noqa: E731
+    return ablation(model.to(dev), initial, task.build_model().to(dev).eval(), evaluate)
 
 
 def task_rank_sweep(
