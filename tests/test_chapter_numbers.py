@@ -64,6 +64,9 @@ def test_chapter_numbers_and_claim_rows(run):
     rows = report.chapter_claims([run], "fast", {"reference": [], "paper": [run]}, "04_vit_spectra")
     assert [r["tier"] for r in rows] == ["fast", "fast", "paper", "paper"]
     assert all(set(claims.FIELDS) <= set(r) for r in rows)
+    # 12 steps leave 2 tracked steps from step 10 on: the trend claim says the run cannot show it
+    assert rows[1]["verdict"] == claims.CANNOT and "too few to judge" in rows[1]["measured"]
+    assert rows[0]["claim"].startswith("ViT: ") and rows[0]["verdict"] in claims.VERDICTS
     assert report.stored_note({"reference": [], "paper": [run]}) == (
         "reference: not stored for this code/data; paper: 1 stored run(s)"
     )

@@ -145,6 +145,8 @@ def trend_numbers(results) -> dict[str, str]:
         steps, mean = _layer_mean(results, kind)
         i1 = list(steps).index(1) if 1 in steps else 1
         window = np.flatnonzero(trend.window_mask(steps) & np.isfinite(mean))
+        if len(window) == 0:  # too short a run: the whole tracked range (its claim says it cannot judge)
+            window = np.flatnonzero((steps > 0) & np.isfinite(mean))
         i_min = window[int(np.argmin(mean[window]))]
         first, _ = trend.fractions(steps[window].astype(float))
         rises = sum(t.verdict == "rises" for t in ts)
@@ -174,6 +176,10 @@ def trend_claim(results, tier: str, chapter: str, paper: str = "Fig. 12") -> dic
     parts, verdicts = [], []
     for k, ts in layer_trends.items():
         rises, falls = (sum(t.verdict == v for t in ts) for v in ("rises", "falls"))
+        if not all(t.judged for t in ts):
+            verdicts.append(claims.CANNOT)
+            parts.append(f"{NAMES[k]}: {ts[0].shape_words}")
+            continue
         verdicts.append(claims.trend_verdict(rises, falls, len(ts)))
         fell = f", falls in {falls}" if falls else ""
         parts.append(f"{NAMES[k]} rises in {rises} of {len(ts)} layers{fell} ({shapes_text(ts)})")

@@ -115,6 +115,7 @@ class LayerTrend:
     points: int  # tracked steps in the window
     shape: str  # e.g. "rises", "dips then rises", "rises then plateaus" (describe_shape)
     shape_words: str  # the shape with its numbers, for prose
+    judged: bool = True  # False: fewer than MIN_POINTS tracked steps in the window (verdict "flat", unjudged)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -311,10 +312,34 @@ def layer_trend(
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(curves, axis=1)
     keep = window_mask(steps, after) & np.isfinite(mean)
-    if keep.sum() < MIN_POINTS:
-        raise ValueError(
-            f"layer {layer + 1}: fewer than {MIN_POINTS} tracked steps from step {after:g} on; "
-            f"track more points or lower `after`"
+    if keep.sum() < MIN_POINTS:  # a run too short to judge: "flat", not judged (claims say it cannot show it)
+        last = int(steps[np.isfinite(mean)][-1]) if np.isfinite(mean).any() else 0
+        nan = float("nan")
+        return LayerTrend(
+            layer=layer,
+            verdict="flat",
+            window_start=int(after),
+            end_step=last,
+            start_value=nan,
+            end_value=nan,
+            change=nan,
+            drift_z=nan,
+            rho=nan,
+            rho_p=nan,
+            heads=curves.shape[1],
+            heads_up=0,
+            sign_p=nan,
+            min_step=last,
+            min_value=nan,
+            max_step=last,
+            max_value=nan,
+            rho_mean=nan,
+            rho_std=nan,
+            points=int(keep.sum()),
+            shape="too short to judge",
+            shape_words=f"only {int(keep.sum())} tracked step(s) from step {after:g} on: too few to judge "
+            f"(the rule needs {MIN_POINTS})",
+            judged=False,
         )
     steps, curves, mean = steps[keep], curves[keep], mean[keep]
     st = statistics(steps, curves)

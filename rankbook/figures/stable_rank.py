@@ -67,6 +67,8 @@ def through_training(
             ax.plot(steps, mean, color=KIND_COLOR[kind], label=f"Δ{KIND_LABEL[kind]}, mean ± std")
             ax.fill_between(steps, mean - std, mean + std, color=KIND_COLOR[kind], alpha=0.2)
             window = steps[trend.window_mask(steps)].astype(float)
+            if not t.judged:  # too short a run: no window to mark
+                continue
             head, tail = trend.fractions(window)
             for part, value in ((head, t.start_value), (tail, t.end_value)):
                 ax.plot(
