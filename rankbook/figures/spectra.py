@@ -168,7 +168,7 @@ def delta_evolution_per_scale(
     kinds = ("qk", "vo")
     fig, axes = style.figure(len(scales), len(kinds), height=1.9, sharex=True, sharey=True)
     colors = plt.cm.viridis(np.linspace(0, 0.85, top - 1))
-    low = 1.0
+    low, lowest = 1.0, {}  # lowest ratio drawn per panel: the legend goes where the most room is below
     for row, scale in enumerate(scales):
         a = as_runs(results_by_scale[scale])[0].arrays
         keep = a["step"] > 0
@@ -179,6 +179,7 @@ def delta_evolution_per_scale(
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratios = np.maximum(s[:, 1:top] / s[:, :1], floor)
             low = min(low, float(np.nanmin(ratios)))
+            lowest[row, col] = float(np.nanmin(ratios))
             for j in range(ratios.shape[1]):
                 ax.plot(a["step"][keep], ratios[:, j], color=colors[j], lw=1.2,
                         label=rf"$\sigma_{{{j + 2}}}/\sigma_1$")
@@ -188,8 +189,11 @@ def delta_evolution_per_scale(
             title = f"Δ{KIND_LABEL[kind]}, scale {scale:g}" + (f" ({note})" if note != "trained" else "")
             ax.set(title=title, xlabel="step" if row == len(scales) - 1 else "",
                    ylabel=r"$\sigma_k/\sigma_1$" if col == 0 else "")
-    axes[0, 0].set_ylim(max(floor, 10 ** np.floor(np.log10(low))) / 2, 2)
-    axes[0, 0].legend(loc="lower left", ncol=3, fontsize=9, handlelength=1.2, columnspacing=0.8)
+    bottom = max(floor, 10 ** np.floor(np.log10(min(low, 1e-4)))) / 2  # at least 3 decades below 0.1
+    axes[0, 0].set_ylim(bottom, 2)
+    roomy = max(lowest, key=lowest.get)
+    axes[roomy].legend(*axes[0, 0].get_legend_handles_labels(), loc="lower left", ncol=3, fontsize=9,
+                       handlelength=1.2, columnspacing=0.8)
     any_result = as_runs(results_by_scale[scales[0]])[0]
     return style.finish(
         fig,
