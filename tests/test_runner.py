@@ -262,3 +262,83 @@ def test_sigterm_during_a_run_shuts_the_kernel_down_and_leaves_no_staging_file(b
     _wait_for(lambda: not runner._alive(kernel), timeout=20)
     folder = book.parent / "_build" / "executed" / "fast" / "notebooks"
     assert not list(folder.glob(".*.running.ipynb"))
+
+
+STORED_READER = HEADER + '''# %%
+from rankbook.data import images
+from rankbook.store import results
+found = results.find("demo", {"lr": 1.0})
+missed = results.find("demo", {"lr": 2.0})
+print("found", found is not None, "missed", missed is None, images.fingerprint("cifar10", download=False))
+'''
+
+
+def _store_demo(lr: float):
+    import numpy as np
+
+    from rankbook.store import results
+
+    cfg = {"lr": lr}
+    return results.save(results.run_dir("demo", cfg), cfg, {"x": np.arange(3.0)}, wall_s=0.0, device="cpu")
+
+
+def test_a_page_is_stale_when_a_stored_run_or_the_data_it_read_changes(book, tmp_path, monkeypatch):
+    """B74/B75: what a chapter read (stored runs found or missed, data fingerprints) is re-checked."""
+    import damage
+
+    from rankbook.data import images
+
+    data_dir, _ = damage.offline_dirs(tmp_path, monkeypatch)
+    original = damage.write_archive(tmp_path, data_dir, value=0).read_bytes()
+    src = book / "01_reader.py"
+    src.write_text(STORED_READER)
+    stored = _store_demo(1.0)
+    out = runner.execute(src, "fast", progress=False).output
+    assert f"found True missed True {images.fingerprint('cifar10')}" in _printed(out)
+    recorded = nbformat.read(out, as_version=4).metadata["rankbook"]["inputs"]
+    assert {r["kind"] for r in recorded["results"]} == {"result", "miss"}
+    assert {d["kind"] for d in recorded["data"]} == {"images", "file"}
+    assert runner.staleness(src, "fast") is None
+    # B75: the stored run it showed is removed
+    (stored.path / "arrays.npz").rename(tmp_path / "aside.npz")
+    (stored.path / "manifest.json").rename(tmp_path / "aside.json")
+    assert "the stored run" in runner.staleness(src, "fast") and "is gone" in runner.staleness(src, "fast")
+    (tmp_path / "aside.npz").rename(stored.path / "arrays.npz")
+    (tmp_path / "aside.json").rename(stored.path / "manifest.json")
+    assert runner.staleness(src, "fast") is None, "put back as it was: current again"
+    # ... its arrays replaced
+    import numpy as np
+
+    (stored.path / "arrays.npz").rename(tmp_path / "aside.npz")
+    np.savez(stored.path / "arrays.npz", x=np.zeros(3))
+    assert "arrays.npz changed since the chapter read it" in runner.staleness(src, "fast")
+    (tmp_path / "aside.npz").rename(stored.path / "arrays.npz")
+    assert runner.staleness(src, "fast") is None
+    # a run the chapter looked for and did not find is stored now
+    _store_demo(2.0)
+    assert "exists now that the chapter did not find" in runner.staleness(src, "fast")
+    assert [o.status for o in runner.run_all([src], "fast", only_stale=True, progress=False)] == ["ok"]
+    assert runner.staleness(src, "fast") is None, "executed again, it found the run: current"
+    # B74: the data edited, or RANKBOOK_DATA pointed at other data
+    damage.write_archive(tmp_path, data_dir, value=7)
+    assert "changed (sha256:" in runner.staleness(src, "fast")
+    (data_dir / "cifar10-jpeg.tar.gz").write_bytes(original)  # the same bytes again
+    assert runner.staleness(src, "fast") is None
+    other = tmp_path / "other"
+    other.mkdir()
+    damage.write_archive(tmp_path / "o", other, value=3)
+    monkeypatch.setenv("RANKBOOK_DATA", str(other))
+    assert "changed" in runner.staleness(src, "fast")
+    monkeypatch.setenv("RANKBOOK_DATA", str(tmp_path / "nothing"))
+    assert "is not there any more" in runner.staleness(src, "fast")
+    assert not list(runner.executed_dir("fast").glob(".*.inputs.jsonl")), "the kernel's log is cleaned up"
+
+
+def test_a_copy_made_before_inputs_were_recorded_is_stale(book):
+    src = book / "01_good.py"
+    src.write_text(HEADER + "# %%\n1\n")
+    out = runner.execute(src, "fast", progress=False).output
+    nb = nbformat.read(out, as_version=4)
+    del nb.metadata["rankbook"]["inputs"]
+    nbformat.write(nb, out)
+    assert "made before executed copies recorded" in runner.staleness(src, "fast")
