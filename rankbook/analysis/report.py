@@ -240,6 +240,50 @@ def chapter_claims(
     return rows
 
 
+def caption_phrase(tier: str, figure: str, stored_paper: bool = True) -> str:
+    """How a caption names the paper figure it corresponds to: "Reproduces the paper's Fig. N (v1)" only for
+    a paper-profile run; "The analogue of the paper's Fig. N (v1) at the fast (reference) profile" otherwise;
+    a paper tier with no stored run says that nothing here reproduces it."""
+    if tier == "paper":
+        if not stored_paper:
+            return (
+                f"No paper-profile run is stored for this code and data, so nothing here reproduces {figure}"
+            )
+        return f"Reproduces the paper's {figure} (v1) with the paper-profile run"
+    return f"The analogue of the paper's {figure} (v1) at the {tier} profile"
+
+
+def cost_note(by_tier: Mapping[str, Sequence]) -> str:
+    """Per tier with runs: how many, their training time (min-max) and the device, from the manifests."""
+    parts = []
+    for tier, rs in by_tier.items():
+        if not rs:
+            continue
+        walls = [float(r.manifest.get("train_wall_s", r.manifest.get("wall_s", np.nan))) for r in rs]
+        devices = sorted({str(r.manifest.get("device", "?")) for r in rs})
+        span = f"{min(walls) / 60:.1f}" if len(rs) == 1 else f"{min(walls) / 60:.1f}-{max(walls) / 60:.1f}"
+        parts.append(
+            f"{tier}: {len(rs)} run{'s' if len(rs) > 1 else ''}, {span} min of training each on "
+            f"{', '.join(devices)}"
+        )
+    return "; ".join(parts) or "no stored runs"
+
+
+def memorization_numbers(result) -> dict[str, str]:
+    """A ViT run's test accuracy at its best and at the end, and its train/test loss at the end (as text)."""
+    a = result.arrays
+    acc, steps = np.asarray(a["test_acc"], dtype=float), np.asarray(a["step"])
+    best = int(np.nanargmax(acc))
+    return {
+        "best_acc": f"{acc[best]:.3f}",
+        "best_step": f"{int(steps[best]):,}",
+        "final_acc": f"{acc[-1]:.3f}",
+        "final_train_loss": f"{float(a['train_loss'][-1]):.4f}",
+        "final_test_loss": f"{float(a['test_loss'][-1]):.2f}",
+        "min_test_loss": f"{float(np.nanmin(a['test_loss'])):.2f}",
+    }
+
+
 def describe_runs(by_tier: Mapping[str, Sequence], describe: Callable[[Any, str], str], metric: str) -> str:
     """One line per run of each tier: its title line, final ``metric``, steps, training time and device."""
     lines = []

@@ -288,7 +288,7 @@ def not_stored(tier: str, what: str):
     )
 
 
-def stored_figure(stored: Mapping[str, Sequence[Result]], tier: str, what: str):
+def stored_figure(stored: Mapping[str, Sequence[Result]], tier: str, what: str, metric: str | None = None):
     """:func:`through_training` of ``tier``'s stored runs; a note when none is stored, or when ``tier`` is
     the live run (a chapter's ``stored`` leaves out the profile it runs)."""
     if tier not in stored:
@@ -296,4 +296,6 @@ def stored_figure(stored: Mapping[str, Sequence[Result]], tier: str, what: str):
             f"{tier} tier: this page's run", f"The {tier} run of {what} is this page's own run (above)."
         )
     rs = stored[tier]
-    return through_training(rs, tier, label=f"Stored {tier} run: ") if rs else not_stored(tier, what)
+    if not rs:
+        return not_stored(tier, what)
+    return through_training(rs, tier, metric=metric, label=f"Stored {tier} run: ")
