@@ -94,7 +94,7 @@ def test_lm_task_trains_through_the_generic_loop_and_its_final_weights_reload(tm
     from rankbook.training import lm
 
     (tmp_path / "data" / "wikitext-2").mkdir(parents=True)
-    for split in ("valid", "test"):
+    for split in ("train", "valid", "test"):
         (tmp_path / "data" / "wikitext-2" / f"{split}.txt").write_text(
             f" = {split} = \n the cat sat on the mat . \n" * 30
         )
@@ -139,6 +139,31 @@ def test_lm_task_trains_through_the_generic_loop_and_its_final_weights_reload(tm
     assert ablation["trained"] == pytest.approx(sweep["truncated"][-1]) == pytest.approx(a["eval_loss"][-1])
     drop = ablation["model_at_init"] - ablation["trained"]
     assert ablation["share"] == pytest.approx((ablation["attention_at_init"] - ablation["trained"]) / drop)
+    # what the run stored from its final weights is what the final checkpoint gives on the test split
+    cpu = torch.device("cpu")
+    derived = lm.derived(result)
+    on_test = lambda m: task.test_window_loss(m, cpu)  # noqa: E731
+    live = truncation.ablation(model, initial, task.fresh_model(), on_test)
+    for key in ("trained", "attention_at_init", "model_at_init", "share"):
+        assert derived["ablation"][key] == pytest.approx(live[key], rel=1e-6)
+    stored_sweep = lm.sweep_of(result)
+    live_sweep = truncation.rank_sweep(model, initial, on_test, null_seeds=range(settings.null_seeds))
+    np.testing.assert_allclose(stored_sweep["truncated"], live_sweep["truncated"], rtol=1e-6)
+    np.testing.assert_allclose(stored_sweep["null"], live_sweep["null"], rtol=1e-6)
+    test = derived["test"]
+    test_text = task.text("test")
+    assert test["tokens"] == len(test_text) - 1 and test["words"] == 30 * (10 + 2)  # 10 words, 2 line ends
+    assert test["ppl_word"] == pytest.approx(np.exp(test["loss"] * test["tokens"] / test["words"]))
+    assert test["ppl_token"] == pytest.approx(np.exp(test["loss"]))
+    nats = 0.0  # by hand: every token after the first, predicted from at most 16 tokens of its window
+    for start in range(0, len(test_text) - 1, 16):
+        w = test_text.tokens[start : start + 17]
+        with torch.no_grad():
+            nats += float(torch.nn.functional.cross_entropy(model(w[None, :-1])[0], w[1:], reduction="sum"))
+    assert test["loss"] == pytest.approx(nats / (len(test_text) - 1), rel=1e-6)
+    assert set(derived["transient"]) == {"qk", "vo"} and derived["test_window_loss"] == live["trained"]
+    lora = lm.run(settings, 0, lora_rank=2, root=tmp_path / "results", progress=False)
+    assert set(lm.derived(lora)) == {"test_window_loss"} and lora.path != result.path
 
 
 def test_adapters_start_at_w0_train_only_low_rank_factors_and_keep_the_rest_trainable():
