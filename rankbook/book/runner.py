@@ -39,7 +39,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the rankbook package the ke
 #: per-cell limit for the fast profile (CI); the other profiles train for hours inside one cell
 CELL_TIMEOUT_S = {"fast": 1800}
 #: pages that gather every chapter's claims.json: stale whenever a chapter recorded claims after them
-READS_CLAIMS = ("08_results",)
+READS_CLAIMS = ("08_results", "99_findings")
 _RUNNING = re.compile(r"^\.(?P<stem>.+?)(?:\.(?P<pid>\d+))?\.(?:running\.ipynb|inputs\.jsonl)$")
 
 
