@@ -535,3 +535,25 @@ def test_import_rankbook_inspect_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_conversions_of_the_books_vit_compute_the_same_function():
+    from rankbook.inspect import convert
+
+    vit = rankbook_vit()
+    x = pixels()
+    hf, tv = convert.to_hf_vit(vit), convert.to_timm_vit(vit)
+    with torch.no_grad():
+        native = vit(x)
+        assert (hf(pixel_values=x).logits - native).abs().max() < TOL
+        assert (tv(x) - native).abs().max() < TOL
+    after = copy.deepcopy(vit)
+    with torch.no_grad():
+        for p in after.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    ref = compare.compare(vit, after)
+    for other in (compare.compare(convert.to_hf_vit(vit), convert.to_hf_vit(after)),
+                  compare.compare(convert.to_timm_vit(vit), convert.to_timm_vit(after))):
+        for a, b in zip(ref.heads, other.heads):
+            assert (a["layer"], a["head"], a["kind"]) == (b["layer"], b["head"], b["kind"])
+            assert max(abs(u - v) for u, v in zip(a["singular_values"], b["singular_values"])) < 1e-6
