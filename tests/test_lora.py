@@ -161,6 +161,13 @@ def test_lm_task_trains_through_the_generic_loop_and_its_final_weights_reload(tm
         with torch.no_grad():
             nats += float(torch.nn.functional.cross_entropy(model(w[None, :-1])[0], w[1:], reduction="sum"))
     assert test["loss"] == pytest.approx(nats / (len(test_text) - 1), rel=1e-6)
+    ranks = derived["ranks"]
+    assert ranks["full_rank"] == 8 and len(ranks["q"]["fused_stable_rank"]) == 2
+    for kind in adapters.KINDS:  # a fused matrix's rank is at most the heads' ranks together
+        r = ranks[kind]
+        assert all(1 <= f <= 2 * 4 for f in r["fused_energy95"])
+        assert all(1 <= h <= 4 for h in r["head_stable_rank"])
+        assert all(1 <= t <= 2 for t in r["tops_stable_rank"])  # one direction per head, 2 heads
     assert set(derived["transient"]) == {"qk", "vo"} and derived["test_window_loss"] == live["trained"]
     lora = lm.run(settings, 0, lora_rank=2, root=tmp_path / "results", progress=False)
     assert set(lm.derived(lora)) == {"test_window_loss"} and lora.path != result.path

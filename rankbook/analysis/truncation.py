@@ -308,3 +308,42 @@ def lora_claims(
             )
         )
     return out
+
+
+# --------------------------------------------------------------------------- per head against fused per layer
+
+
+def energy_rank(svals: torch.Tensor, fraction: float = 0.95) -> torch.Tensor:
+    """Fewest singular values (last axis, descending) holding ``fraction`` of the squared Frobenius norm."""
+    energy = svals.double() ** 2
+    cum = energy.cumsum(-1) / energy.sum(-1, keepdim=True).clamp_min(1e-300)
+    return (cum < fraction - 1e-12).sum(-1) + 1
+
+
+def rank_profile(initial: Mapping[str, torch.Tensor], final: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Why a per-head stable rank near 1 and a fused per-layer rank of many tens are not in conflict.
+
+    Per layer and kind (q, k, v, o): the stable rank ``‖Δ‖_F²/‖Δ‖_2²`` and the 95%-energy rank of the fused
+    update ``Δ = fuse(W - W_0)`` (``[d_model, heads·d_head]``, what LoRA and the sweep cut), the mean over
+    heads of the same two numbers for each head's own block ``Δ^h`` (``[d_model, d_head]``), and the
+    stable rank of the fused update built from each head's top singular direction only (``[Δ^h]_1`` side by
+    side): heads that each learn about one direction, but different directions, make a fused matrix of
+    rank up to ``heads``. Lists are ``[layers]``.
+    """
+    from rankbook.analysis import spectra
+
+    out: dict[str, Any] = {"full_rank": int(full_rank(fuse(final["q"]).shape))}
+    for kind in KINDS:
+        per_head = final[kind].to(COMPUTE_DTYPE) - initial[kind].to(COMPUTE_DTYPE)  # [L, H, d, e]
+        fused = fuse(per_head)
+        s_fused = torch.linalg.svdvals(fused)
+        s_head = torch.linalg.svdvals(per_head)
+        tops = fuse(truncate(per_head, 1))
+        out[kind] = {
+            "fused_stable_rank": spectra.stable_rank(s_fused).tolist(),
+            "fused_energy95": energy_rank(s_fused).tolist(),
+            "head_stable_rank": spectra.stable_rank(s_head).mean(-1).tolist(),
+            "head_energy95": energy_rank(s_head).double().mean(-1).tolist(),
+            "tops_stable_rank": spectra.stable_rank(torch.linalg.svdvals(tops)).tolist(),
+        }
+    return out

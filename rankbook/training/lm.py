@@ -24,6 +24,8 @@ the end of training and stored in the run's manifest (``derived``,
   (:func:`rankbook.analysis.truncation.rank_sweep`, ``null_seeds`` draws), on
   the test windows;
 * ``transient``: the first-step transient (:mod:`rankbook.analysis.transient`);
+* ``ranks``: per-head against fused per-layer ranks of the final updates
+  (:func:`rankbook.analysis.truncation.rank_profile`);
 * ``test_window_loss``: the loss on the test windows (also for LoRA runs,
   whose comparison with the sweep is on the same windows).
 
@@ -252,6 +254,7 @@ class LMTask:
                 "ablation": truncation.ablation(model, initial, fresh, evaluate),
                 "sweep": {**{k: v.tolist() for k, v in sweep.items()}, "null_seeds": nulls},
                 "transient": transient.summary(transient.first_step(self, first_lr, device=device)),
+                "ranks": truncation.rank_profile(initial, attention_weights(model)),
                 "test_window_loss": evaluate(model),
             }
         finally:
