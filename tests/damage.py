@@ -278,3 +278,156 @@ def damaged_wikitext103_download(tmp_path, monkeypatch):
 
     monkeypatch.setattr(text, "_fetch", truncated_download)
     return text.locate("wikitext-103", "train")
+
+
+# --------------------------------------------------------------------------- issue 22
+
+
+class CommandFailed(Exception):
+    """A command line that exited non-zero: its stderr and exit code (a traceback in it fails the row)."""
+
+
+def command(main, argv):
+    """Run a ``main(argv)`` as the shell would; CommandFailed(stderr + exit code) when it exits non-zero."""
+    import contextlib
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    text_err = err.getvalue()
+    assert "Traceback" not in text_err, text_err
+    if code:
+        raise CommandFailed(f"{text_err.strip()} (exit {code})")
+    return code
+
+
+def rankbook_cli(*argv):
+    from rankbook.book import cli
+
+    return command(cli.main, list(argv))
+
+
+def trainer(*argv):
+    from rankbook.training import __main__ as training_main
+
+    return command(training_main.main, list(argv))
+
+
+def tiny_cifar10_layout(monkeypatch, per_class=(2, 1)):
+    """A known layout for the tiny trees: classes cat, dog, frog; 2 training and 1 test image each."""
+    from rankbook.data import sources
+
+    tiny_layouts(monkeypatch, {"cifar10": sources.Layout(CLASSES, len(CLASSES),
+                                                        {"train": per_class[0], "test": per_class[1]})})
+
+
+def cifar10_missing_a_class(tmp_path, monkeypatch):
+    data_dir, _ = offline_dirs(tmp_path, monkeypatch)
+    tiny_cifar10_layout(monkeypatch)
+    write_tree(data_dir / "cifar10-jpeg", classes=CLASSES[:2])  # frog gone from both splits
+    return images.load_split("cifar10", "train", download=False)
+
+
+def cifar10_with_an_extra_class(tmp_path, monkeypatch):
+    data_dir, _ = offline_dirs(tmp_path, monkeypatch)
+    tiny_cifar10_layout(monkeypatch)
+    write_tree(data_dir / "cifar10-jpeg", classes=(*CLASSES, "zebra"))
+    return images.load_split("cifar10", "test", download=False)
+
+
+def cifar10_missing_an_image(tmp_path, monkeypatch):
+    data_dir, _ = offline_dirs(tmp_path, monkeypatch)
+    tiny_cifar10_layout(monkeypatch)
+    tree = write_tree(data_dir / "cifar10-jpeg")
+    (tree / "train" / "dog" / "0001.png").unlink()
+    return images.load_split("cifar10", "train", download=False)
+
+
+def real_cifar10_layout_of_a_tiny_tree(tmp_path, monkeypatch):
+    """The table's real layout (10 classes, 5,000/1,000 per class) against a 3-class tree."""
+    from rankbook.data import sources
+
+    data_dir, _ = offline_dirs(tmp_path, monkeypatch)
+    monkeypatch.setattr(sources, "LAYOUTS", {"cifar10": sources.LAYOUTS_KNOWN["cifar10"]})
+    write_tree(data_dir / "cifar10-jpeg", classes=("cat", "dog", "frog"))
+    return images.load_split("cifar10", "test", download=False)
+
+
+def train_without_test(tmp_path, monkeypatch):
+    data_dir, _ = offline_dirs(tmp_path, monkeypatch)
+    tree = write_tree(data_dir / "cifar10-jpeg")
+    import shutil
+
+    shutil.rmtree(tree / "test")
+    return images.load_split("cifar10", "train", download=False)
+
+
+def symlink_loop_in_the_data(tmp_path, monkeypatch):
+    data_dir, _ = offline_dirs(tmp_path, monkeypatch)
+    tree = write_tree(data_dir / "cifar10-jpeg")
+    (tree / "train" / "cat" / "again").symlink_to(tree / "train")
+    return images.fingerprint("cifar10", download=False)
+
+
+def arrays_swapped_between_runs(tmp_path, monkeypatch):
+    a = results.save(tmp_path / "run", {"lr": 1.0}, {"x": np.arange(3.0)}, wall_s=0.0, device="cpu")
+    b = results.save(tmp_path / "other", {"lr": 2.0}, {"x": np.arange(3.0) + 1}, wall_s=0.0, device="cpu")
+    (b.path / results.ARRAYS).replace(a.path / results.ARRAYS)
+    return results.load(a.path)
+
+
+def nan_in_stored_arrays(tmp_path, monkeypatch):
+    steps = np.arange(4)
+    loss = np.array([np.nan, 2.0, 1.0, 0.5])  # NaN at step 0 is normal (no loss yet)
+    folder = results.save(tmp_path / "run", {"lr": 1.0}, {"step": steps, "train_loss": loss},
+                          wall_s=0.0, device="cpu").path
+    loss[2] = np.nan
+    np.savez(folder / results.ARRAYS, step=steps, train_loss=loss)
+    manifest = results.read_manifest(folder)
+    manifest["sha256"] = {results.ARRAYS: results.sha256_file(folder / results.ARRAYS)}  # an honest checksum
+    (folder / results.MANIFEST).write_text(__import__("json").dumps(manifest))
+    return results.load(folder)
+
+
+def read_only_build_under_run(tmp_path, monkeypatch):
+    build = tmp_path / "build"
+    build.mkdir()
+    monkeypatch.setenv("RANKBOOK_BUILD", str(build))
+    read_only(monkeypatch, build)
+    return rankbook_cli("run", "--no-progress", "00_setup")
+
+
+def build_setting_is_a_file(tmp_path, monkeypatch):
+    (tmp_path / "build").write_text("a file")
+    monkeypatch.setenv("RANKBOOK_BUILD", str(tmp_path / "build"))
+    return rankbook_cli("run", "--no-progress", "00_setup")
+
+
+def run_without_the_book_tools(tmp_path, monkeypatch):
+    from rankbook.book import cli
+
+    monkeypatch.setitem(cli.NEEDS, "run", ("yaml", "rankbook_no_such_module"))
+    return rankbook_cli("run", "00_setup")
+
+
+def build_without_jupyter_book(tmp_path, monkeypatch):
+    from rankbook.book import site
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    return site.jupyter_book_command()
+
+
+def foreign_python3_kernel(tmp_path, monkeypatch):
+    import json
+
+    from rankbook.book import runner
+
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": ["/opt/other/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")  # the user's folder first (the default outside a venv)
+    return runner.check_kernel()

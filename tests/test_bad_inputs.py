@@ -10,7 +10,7 @@ import damage
 import numpy as np
 import pytest
 
-from rankbook.book import runner
+from rankbook.book import cli, runner
 from rankbook.data import images as data
 from rankbook.data import text
 from rankbook.models import vit
@@ -180,7 +180,97 @@ BAD_INPUTS = [
      ValueError, r"unknown corpus 'ptb'; valid: wikitext-2, wikitext-103"),
     ("fingerprint of an unknown data set", lambda *_: data.fingerprint("mnist"),
      ValueError, r"unknown data set 'mnist'; valid: cifar10, cifar100, imagenet"),
+    # issue 22: silent and wrong before
+    ("B40: CIFAR-10 with a class missing from both splits", damage.cifar10_missing_a_class, data.LayoutError,
+     r"cifar10 train split in .*cifar10-jpeg/train is not a complete cifar10: 2 classes instead of its 3; "
+     r"missing: frog\. Fix: restore .* a different or reduced data set cannot be used under the name"),
+    ("B41: CIFAR-10 with an extra class folder", damage.cifar10_with_an_extra_class, data.LayoutError,
+     r"4 classes instead of its 3; not one of its classes: zebra"),
+    ("B41: CIFAR-10 missing one image", damage.cifar10_missing_an_image, data.LayoutError,
+     r"5 train images instead of 6 \(2 per class; classes with another count: dog 1\)"),
+    ("B40: a 3-class tree against the real CIFAR-10 layout", damage.real_cifar10_layout_of_a_tiny_tree,
+     data.LayoutError, r"3 classes instead of its 10; missing: airplane, automobile, bird, deer, horse, "
+                       r"ship, truck"),
+    ("B59: arrays.npz swapped between two stored runs", damage.arrays_swapped_between_runs,
+     results.DamagedResultError, r"run/arrays.npz is not the file manifest.json was written with \(sha256 "
+                                 r"[0-9a-f]{16}…, the manifest says [0-9a-f]{16}…\).*replaced.*Fix: put the "
+                                 r"run's own arrays.npz back, or delete"),
+    ("B60: NaN in a stored run's arrays (past step 0)", damage.nan_in_stored_arrays,
+     results.DamagedResultError,
+     r"run/arrays.npz: array 'train_loss' holds nan at index \[2\] \(1 non-finite value\(s\)\).*Fix: "
+     r"delete .*run and train again"),
+    ("B88: trainer --seeds -1", lambda *_: damage.trainer("vit", "--seeds", "-1"), damage.CommandFailed,
+     r"^error: seeds=-1 is out of range: it must be >= 0 \(exit 2\)$"),
+    # issue 22: raw tracebacks before
+    ("A19: read-only build folder under `rankbook run`", damage.read_only_build_under_run,
+     damage.CommandFailed,
+     r"^error: cannot write .*build/executed/fast/notebooks/.*: .*build is read-only .*set RANKBOOK_BUILD to "
+     r"a writable folder.*\(exit 2\)$"),
+    ("B37: RANKBOOK_STOP_AFTER_S=10min",
+     lambda tmp, mp: (mp.setenv("RANKBOOK_STOP_AFTER_S", "10min"), damage.trainer("vit"))[1],
+     damage.CommandFailed, r"RANKBOOK_STOP_AFTER_S='10min' is not a positive number of seconds: write it in "
+                           r"seconds, e.g. RANKBOOK_STOP_AFTER_S=600"),
+    ("B90: --export naming a file",
+     lambda tmp, mp: ((tmp / "out").write_text("x"), damage.trainer("vit", "--export", str(tmp / "out")))[1],
+     damage.CommandFailed,
+     r"--export .*out is a file; name a folder \(it is created if missing\) \(exit 2\)"),
+    ("B96: `rankbook run` without the book's tools", damage.run_without_the_book_tools, damage.CommandFailed,
+     r"needs the book's tools, and rankbook_no_such_module is not installed in .*Fix: pip install -r "
+     r"requirements.txt .*rankbook\[book\]"),
+    ("B100: `build` with no jupyter-book beside the Python", damage.build_without_jupyter_book,
+     runner.RunnerError, r"no jupyter-book executable beside .*bin/python or on PATH.*pip install -r "
+                         r"requirements.txt"),
+    # issue 22: partly clear before
+    ("B1: -p lr 1e-3 (papermill reads a float)",
+     lambda *_: _type_of(cli.parse_value("1e-3")), TypeError, r"^float 0.001$"),
+    ("B2: -p lr inf (a float, refused by the settings as not finite)",
+     lambda *_: _select_vit(lr=cli.parse_value("inf")), profiles.ProfileError,
+     r"lr=inf is not a finite number"),
+    ("B6: a scalar where a list goes (-p init_scales 0.1)",
+     lambda *_: cli.check_parameters(runner.select(["05"]), {"init_scales": 0.1}), ValueError,
+     r"-p init_scales 0.1: 05_vit_init_scale's init_scales is a list; write it as YAML, e.g. "
+     r"-p init_scales '\[0.1\]'"),
+    ("B7: a scalar where a list goes, in the settings", lambda *_: _select_vit(init_scales=0.1),
+     profiles.ProfileError, r"init_scales must be tuple\[float, ...\], got 0.1 \(float\); give a list, e.g. "
+                            r"\[1.0, 0.1"),
+    ("A11: lora_ranks 'a,b'", lambda *_: _select_lm(lora_ranks="a,b"), profiles.ProfileError,
+     r"lora_ranks must be tuple\[int, ...\], got 'a,b' \(str\); give a list, e.g. \[.*as text: \"1, 4"),
+    ("B17: a misspelt parameter name", lambda *_: cli.check_parameters(runner.select(["04"]), {"epoch": 3}),
+     ValueError, r"-p epoch: 04_vit_spectra has no such parameter; its parameters: dataset, epochs, "
+                 r"train_subset, lr"),
+    ("B26: RANKBOOK_BUILD naming a file", damage.build_setting_is_a_file, damage.CommandFailed,
+     r"^error: RANKBOOK_BUILD=.*build is a file, not a folder .*set RANKBOOK_BUILD to a folder.*\(exit 2\)$"),
+    ("B86: trainer's unknown profile", lambda *_: damage.trainer("--profile", "gpu", "vit"),
+     damage.CommandFailed, r"^error: unknown profile 'gpu' \(from argument\); valid profiles: fast, "
+                           r"reference, paper.*\(exit 2\)$"),
+    ("B87: trainer's unknown data set", lambda *_: damage.trainer("vit", "--dataset", "mnist"),
+     damage.CommandFailed,
+     r"^error: datasets='mnist' is not one of the valid choices: 'cifar10', 'cifar100'"),
+    ("B89: trainer's scale 0", lambda *_: damage.trainer("vit", "--scales", "0"),
+     damage.CommandFailed, r"^error: init_scales=0.0 is out of range: it must be > 0 \(exit 2\)$"),
+    ("B39: RANKBOOK_ALLOW_SLOW=maybe",
+     lambda tmp, mp: (mp.setenv("RANKBOOK_ALLOW_SLOW", "maybe"), paths.env_flag("RANKBOOK_ALLOW_SLOW"))[1],
+     paths.SettingError, r"RANKBOOK_ALLOW_SLOW='maybe' is not understood: set it to 1 \(or true, yes, on\)"),
+    ("B44: a symlink loop in the data", damage.symlink_loop_in_the_data, errors.DamagedFileError,
+     r"^.*train/cat/again is a symbolic link into a folder that contains it \(to .*train\).*Fix: remove the "
+     r"link \(rm .*again\)"),
+    ("B45: a tree with train/ but no test/", damage.train_without_test, data.DataNotFoundError,
+     r"(?s)Looked in:.*cifar10-jpeg \(has train/ but no test/ or val/\)"),
+    ("B73: a user python3 kernelspec running another interpreter", damage.foreign_python3_kernel,
+     runner.RunnerError, r"the Jupyter kernel 'python3' \(.*kernel.json\) runs /opt/other/bin/python, not "
+                         r"this Python .*Fix: remove that kernelspec \(jupyter kernelspec remove python3\)"),
 ]
+
+
+def _select_lm(**overrides):
+    from rankbook.settings import lm as lm_profiles
+
+    return profiles.select(lm_profiles.PROFILES, "fast", **overrides)
+
+
+def _type_of(value):
+    """Rows that check a parsed value raise it as the message (so the table shows what was read)."""
+    raise TypeError(f"{type(value).__name__} {value}")
 
 
 @pytest.mark.parametrize("what, call, error, message", BAD_INPUTS, ids=[row[0] for row in BAD_INPUTS])

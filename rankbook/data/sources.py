@@ -81,6 +81,7 @@ LAYOUTS = {
     "cifar10": Layout(CIFAR10_CLASSES, 10, {"train": 5000, "test": 1000}),
     "cifar100": Layout(None, 100, {"train": 500, "test": 100}),
 }
+LAYOUTS_KNOWN = dict(LAYOUTS)  # the same, for tests that replace LAYOUTS and check the real one
 
 
 def check_layout(name: str, split: str, classes: list[str], labels, where: Path) -> None:
