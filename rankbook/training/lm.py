@@ -368,3 +368,76 @@ def sweep_of(result: results.Result) -> dict[str, Any]:
     import numpy as np
 
     return {k: np.asarray(v) for k, v in derived(result)["sweep"].items() if k != "null_seeds"}
+
+
+# --------------------------------------------------------------------------- what the chapters show per tier
+
+#: the published word-level number the chapters compare with (test split of WikiText-2 v1, with <unk>)
+PUBLISHED = {
+    "model": "AWD-LSTM (Merity, Keskar & Socher, ICLR 2018, arXiv:1708.02182, Table 2; 33 M parameters)",
+    "valid_ppl_word": 68.6,
+    "test_ppl_word": 65.8,
+}
+
+
+def make_command(tier: str) -> str:
+    """The command that trains ``tier``'s LM runs (resumable) and copies them into ``results/``."""
+    return (f"RANKBOOK_DATA=../shared/data RANKBOOK_ALLOW_SLOW=1 python -m rankbook.training "
+            f"--profile {tier} lm --export results")
+
+
+def tier_rows(by_tier: dict[str, list], table: dict[str, LMSettings]) -> list[dict[str, Any]]:
+    """One row per tier: its model and tokens, the test perplexities per token and per word, the ablation
+    share and the first-step transient (all from the runs' stored ``derived`` numbers); a tier without a
+    stored run says so and gives the command that makes it."""
+    rows = []
+    for tier, rs in by_tier.items():
+        s = table[tier]
+        row: dict[str, Any] = {
+            "tier": tier,
+            "model": f"{s.depth} layers × {s.heads} heads of {s.d_head}, width {s.d_model}",
+            "tokens": "GPT-2 BPE" if s.tokenizer == "gpt2" else "bytes",
+        }
+        if not rs:
+            row["test ppl / token"] = row["test ppl / word"] = row["attention share"] = float("nan")
+            row["note"] = f"not stored yet: {make_command(tier)}"
+            rows.append(row)
+            continue
+        d = derived(rs[0])
+        row.update({
+            "valid loss (tracked)": float(rs[0].arrays["eval_loss"][-1]),
+            "test loss / token": d["test"]["loss"],
+            "test ppl / token": d["test"]["ppl_token"],
+            "test ppl / word": d["test"]["ppl_word"],
+            "attention share": d["ablation"]["share"],
+            "Δqk stable rank, Adam step 1": d["transient"]["qk"]["adam"],
+            "Δqk, gradient step 1": d["transient"]["qk"]["gradient"],
+            "note": f"{s.steps:,} steps, {s.steps * s.batch_size * s.context / 1e6:.1f} M tokens",
+        })
+        rows.append(row)
+    return rows
+
+
+def tier_numbers(tier: str, result: results.Result | None) -> dict[str, str]:
+    """Chapter 06's glued text of one tier: perplexities, ablation share, transient (or 'not stored yet')."""
+    keys = ("ppl_token", "ppl_word", "loss", "share", "worth", "attention_at_init", "model_at_init",
+            "trained", "qk_adam", "qk_gradient", "vo_adam", "vo_gradient")
+    if result is None:
+        return {k: "n/a" for k in keys} | {"status": f"not stored yet (make it with `{make_command(tier)}`)"}
+    d = derived(result)
+    a, t = d["ablation"], d["transient"]
+    return {
+        "ppl_token": f"{d['test']['ppl_token']:.2f}",
+        "ppl_word": f"{d['test']['ppl_word']:.1f}",
+        "loss": f"{d['test']['loss']:.3f}",
+        "share": f"{a['share']:.0%}",
+        "worth": f"{a['worth']:.3f}",
+        "attention_at_init": f"{a['attention_at_init']:.3f}",
+        "model_at_init": f"{a['model_at_init']:.3f}",
+        "trained": f"{a['trained']:.3f}",
+        "qk_adam": f"{t['qk']['adam']:.2f}",
+        "qk_gradient": f"{t['qk']['gradient']:.2f}",
+        "vo_adam": f"{t['vo']['adam']:.2f}",
+        "vo_gradient": f"{t['vo']['gradient']:.2f}",
+        "status": "stored",
+    }
