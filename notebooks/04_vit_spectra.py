@@ -108,7 +108,7 @@ print(report.describe_runs({profile: runs, **stored}, spectra.describe, "test_ac
 print("stored runs of the other tiers:", report.stored_note(stored))
 glue("ch04_acc", f"{run.manifest['final_test_acc']:.2f}", display=False)
 glue("ch04_stored", report.stored_note(stored), display=False)
-glue("ch04_cost", report.cost_note(stored), display=False)
+glue("ch04_cost", report.cost_note({profile: runs, **stored}), display=False)
 stored_paper = bool(stored.get("paper")) or profile == "paper"
 for name, tier in (("live", profile), ("reference", "reference"), ("paper", "paper")):
     for key, figure in (("spectra", "Figs. 1a and 11"), ("delta", "Fig. 5"), ("rank", "Fig. 12")):
@@ -203,7 +203,7 @@ report.glue_all("ch04_transient", report.transient_numbers(measured, run))
 # %% tags=["hide-input"]
 decay_runs = stored.get("reference") or runs  # three seeds where stored, else this page's run
 report.glue_all("ch04_decay", report.transient_decay(decay_runs))
-glue("ch04_decay_source", "the stored reference seeds" if stored.get("reference") else "this page's run",
+glue("ch04_decay_source", "the stored reference seeds" if stored.get("reference") else "this page's runs",
      display=False)
 glue("ch04_rule", trend.rule_text(), display=False)
 show_source(transient.first_step)

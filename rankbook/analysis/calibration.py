@@ -75,17 +75,20 @@ def grids(root: Path = RESULTS) -> dict[str, dict[str, Any]]:
 
     runs = stored_runs(root)
     fv, fl = vit_settings.PROFILES["fast"], lm_settings.PROFILES["fast"]
-    fast_vit_steps = schedule.steps_per_epoch(50_000, fv.batch_size) * fv.epochs  # full CIFAR-10 split
+    per_epoch = schedule.steps_per_epoch(50_000, fv.batch_size)  # the full CIFAR-10 split
+    fast_vit_steps = per_epoch * fv.epochs
     out = {
         "fast ViT": {
             "steps": np.array(schedule.tracking_steps(fast_vit_steps, fv.track_per_decade)),
             "heads": fv.heads,
             "source": runs["reference ViT"][:1],
+            "warmup": per_epoch * fv.warmup_epochs,
         },
         "fast LM": {
             "steps": np.array(schedule.tracking_steps(fl.steps, fl.track_per_decade)),
             "heads": fl.heads,
             "source": runs["reference LM"],
+            "warmup": fl.warmup_steps,
         },
     }
     for name in ("reference ViT", "paper ViT", "reference LM"):
@@ -93,12 +96,14 @@ def grids(root: Path = RESULTS) -> dict[str, dict[str, Any]]:
         if not rs:
             continue
         steps = np.asarray(rs[0].arrays["step"])
-        out[name] = {"steps": steps, "heads": rs[0].config["heads"], "source": rs[:1]}
+        warm = trend.warmup_steps(rs[0])
+        out[name] = {"steps": steps, "heads": rs[0].config["heads"], "source": rs[:1], "warmup": warm}
         if len(rs) > 1:
             out[f"{name}, {len(rs)} seeds pooled"] = {
                 "steps": steps,
                 "heads": rs[0].config["heads"] * len(rs),
                 "source": rs,
+                "warmup": warm,
             }
     return out
 
@@ -160,8 +165,29 @@ def false_rates(
     return {"rises": float(np.mean(v == "rises")), "falls": float(np.mean(v == "falls"))}
 
 
-def table(*, draws: int = DRAWS, seed: int = 0, root: Path = RESULTS, **thresholds) -> list[dict[str, Any]]:
-    """One row per grid and family: points in the window, heads, false-rises and false-falls rates."""
+def legacy_false_rises(
+    steps: np.ndarray,
+    heads: int,
+    family: str,
+    warmup: int,
+    *,
+    draws: int = 300,
+    seed: int = 0,
+    source: list | None = None,
+) -> float:
+    """Share of ``family``'s null layers the replaced rule (window from the minimum after the warmup) called
+    "rises" on this grid: what the calibrated rule replaced."""
+    rng = np.random.default_rng(seed)
+    window = _window(steps)
+    curves = draw(family, steps, heads, draws, rng, source)
+    return float(np.mean([trend.legacy_layer_trend(window, c, after=warmup) == "rises" for c in curves]))
+
+
+def table(
+    *, draws: int = DRAWS, seed: int = 0, root: Path = RESULTS, legacy_draws: int = 0, **thresholds
+) -> list[dict[str, Any]]:
+    """One row per grid and family: points in the window, heads, false-rises and false-falls rates (and,
+    with ``legacy_draws``, the replaced rule's false-rises rate on the same family)."""
     rows = []
     for g, (name, grid) in enumerate(grids(root).items()):
         for f, family in enumerate(FAMILIES):
@@ -184,6 +210,16 @@ def table(*, draws: int = DRAWS, seed: int = 0, root: Path = RESULTS, **threshol
                     "false falls": rates["falls"],
                 }
             )
+            if legacy_draws:
+                rows[-1]["false rises, old rule"] = legacy_false_rises(
+                    grid["steps"],
+                    grid["heads"],
+                    family,
+                    grid["warmup"],
+                    draws=legacy_draws,
+                    seed=seed + 100 * g + f,
+                    source=grid["source"],
+                )
     return rows
 
 

@@ -261,11 +261,11 @@ def cost_note(by_tier: Mapping[str, Sequence]) -> str:
             continue
         walls = [float(r.manifest.get("train_wall_s", r.manifest.get("wall_s", np.nan))) for r in rs]
         devices = sorted({str(r.manifest.get("device", "?")) for r in rs})
-        span = f"{min(walls) / 60:.1f}" if len(rs) == 1 else f"{min(walls) / 60:.1f}-{max(walls) / 60:.1f}"
-        parts.append(
-            f"{tier}: {len(rs)} run{'s' if len(rs) > 1 else ''}, {span} min of training each on "
-            f"{', '.join(devices)}"
-        )
+        if len(rs) == 1:
+            took = f"1 run, {walls[0] / 60:.1f} min of training"
+        else:
+            took = f"{len(rs)} runs, {min(walls) / 60:.1f}-{max(walls) / 60:.1f} min of training each"
+        parts.append(f"{tier}: {took} on {', '.join(devices)}")
     return "; ".join(parts) or "no stored runs"
 
 
