@@ -281,3 +281,27 @@ def test_bad_input_gets_clear_error(what, call, error, message, tmp_path, monkey
 
 def test_the_table_is_long_enough():
     assert len(BAD_INPUTS) >= 15
+
+
+def test_ctrl_c_of_the_trainer_is_one_line_and_exit_130(monkeypatch, capsys):
+    """B71: as the book's runner (a rerun resumes from the last checkpoint)."""
+    from rankbook.training import __main__ as training_main
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training_main, "_train", interrupted)
+    assert training_main.main(["vit"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "interrupted: stopped (a rerun of the same command resumes from the last checkpoint)"]
+
+
+def test_p_values_are_read_as_papermill_reads_them():
+    """B1/B2: numbers as papermill's -p (1e-3 and inf are floats), lists as YAML, text stays text."""
+    read = cli.parse_value
+    assert read("1e-3") == 0.001 and read("inf") == float("inf") and read("3") == 3 and read("-2") == -2
+    assert read("True") is True and read("false") is False and read("None") is None
+    assert read("[1.0, 0.1]") == [1.0, 0.1] and read("cifar10") == "cifar10" and read("1,4") == "1,4"
+    with pytest.raises(ValueError, match=r"-p VALUE '\[1, 2' is not a valid YAML list"):
+        read("[1, 2")

@@ -259,3 +259,17 @@ def test_a_damaged_unpacked_copy_with_its_old_signature_is_unpacked_again_after_
     with pytest.warns(UserWarning, match=r"0001.png cannot be decoded(?s:.*)unpacking it again"):
         again = data.load_split("cifar10", "test")
     assert torch.equal(again.images, first.images)
+
+
+def test_an_image_deleted_from_the_unpacked_copy_is_noticed_and_the_copy_redone(dirs, tmp_path):
+    """B52: the cached tree is checked against its listing signature, not trusted by its marker alone."""
+    data_dir, cache = dirs
+    _archive(tmp_path, data_dir, 1)
+    first = data.load_split("cifar10", "train")
+    for f in (cache / "tensors").iterdir():
+        f.unlink()
+    (cache / "cifar10-jpeg" / "train" / "dog" / "0002.png").unlink()
+    with pytest.warns(UserWarning, match="has files deleted, added or changed since it was unpacked"):
+        again = data.load_split("cifar10", "train")
+    assert torch.equal(again.images, first.images) and again.fingerprint == first.fingerprint
+    assert (cache / "cifar10-jpeg" / "train" / "dog" / "0002.png").is_file()

@@ -121,3 +121,51 @@ def test_a_marker_without_signature_gets_one_when_the_archive_is_used(dirs, tmp_
     marker.write_text(json.dumps({"fingerprint": fp}))  # as written by the first version of markers
     images.locate("cifar10", download=False)
     assert json.loads(marker.read_text())["signature"].startswith("tree ")
+
+
+def test_an_in_place_edit_keeping_size_and_mtime_is_found_by_verify_data(dirs, monkeypatch):
+    """B101: the documented trade-off (size + mtime), and RANKBOOK_VERIFY_DATA=1 / --verify-data."""
+    data_dir, _ = dirs
+    (data_dir / "wikitext-2").mkdir()
+    split = data_dir / "wikitext-2" / "valid.txt"
+    split.write_text("hello world\n")
+    before = text.fingerprint("wikitext-2", "valid")
+    st = split.stat()
+    split.write_text("jello world\n")
+    os.utime(split, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime
+    assert text.fingerprint("wikitext-2", "valid") == before  # the trade-off, as documented
+    monkeypatch.setenv(fingerprints.VERIFY_VAR, "1")
+    verified = text.fingerprint("wikitext-2", "valid")
+    assert verified == "sha256:" + hashlib.sha256(b"jello world\n").hexdigest()[:16]
+    monkeypatch.delenv(fingerprints.VERIFY_VAR)
+    assert text.fingerprint("wikitext-2", "valid") != before, "the verified value is remembered"
+
+
+def test_fingerprint_values_are_unchanged_by_the_loop_guard_and_layout_checks(dirs, tmp_path):
+    """The results keys of stored runs hash these values: a tree's fingerprint is still its content hash."""
+    data_dir, _ = dirs
+    tree = data_dir / "cifar10-jpeg"
+    (tree / "train" / "cat").mkdir(parents=True)
+    (tree / "test" / "cat").mkdir(parents=True)
+    (tree / "train" / "cat" / "a.jpg").write_bytes(b"A")
+    (tree / "test" / "cat" / "b.jpg").write_bytes(b"B")
+    lines = "".join(f"{rel}\0{hashlib.sha256(b).hexdigest()}\n" for rel, b in
+                    (("test/cat/b.jpg", b"B"), ("train/cat/a.jpg", b"A")))
+    assert images.fingerprint("cifar10", download=False) == (
+        "sha256:" + hashlib.sha256(lines.encode()).hexdigest()[:16])
+    (tree / "train" / "cat" / "link").symlink_to(tree / "test" / "cat" / "b.jpg")  # a link to a file: fine
+    assert images.fingerprint("cifar10", download=False).startswith("sha256:")
+
+
+def test_the_real_cifar10_passes_the_layout_check_if_unpacked_here():
+    """The offline CIFAR-10 has exactly the known layout (listing 60,000 files, no decoding: ~1 s)."""
+    from rankbook.data import sources
+    from rankbook.store import paths
+
+    tree = paths.cache_root() / "cifar10-jpeg"
+    if not sources.is_imagefolder(tree):
+        pytest.skip(f"no unpacked CIFAR-10 in {tree} (a chapter run unpacks it)")
+    for split in ("train", "test"):
+        files, labels, classes = images._list_imagefolder(tree / split)
+        sources.check_layout("cifar10", split, classes, labels, tree / split)  # raises if incomplete
+        assert len(files) == {"train": 50_000, "test": 10_000}[split]

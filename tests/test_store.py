@@ -121,3 +121,94 @@ def test_no_home_directory_asks_for_rankbook_cache(monkeypatch):
     monkeypatch.setattr(paths.Path, "home", staticmethod(homeless))
     with pytest.raises(paths.PathSettingError, match="no home directory .*set RANKBOOK_CACHE"):
         paths.cache_root()
+
+
+# --------------------------------------------------------------------------- issue 22
+
+
+def test_an_installed_wheel_writes_into_the_user_cache_not_site_packages(tmp_path, monkeypatch):
+    """B98: without a clone around the package, outputs go to <cache>/build (~/.cache/rankbook/build)."""
+    monkeypatch.delenv("RANKBOOK_BUILD", raising=False)
+    monkeypatch.setenv("RANKBOOK_CACHE", str(tmp_path / "cache"))
+    assert paths.build_root() == paths.REPO_ROOT / "_build"  # a clone: its own _build
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path / "site-packages")
+    (tmp_path / "site-packages" / "rankbook").mkdir(parents=True)  # a wheel: the package, no pyproject.toml
+    assert paths.build_root() == tmp_path / "cache" / "build"
+    monkeypatch.setenv("RANKBOOK_BUILD", str(tmp_path / "mine"))
+    assert paths.build_root() == tmp_path / "mine"
+
+
+def test_switches_and_seconds_are_read_or_refused(monkeypatch):
+    for value, on in (("1", True), ("true", True), ("Yes", True), ("0", False), ("", False), ("off", False)):
+        monkeypatch.setenv("RANKBOOK_ALLOW_SLOW", value)
+        assert paths.env_flag("RANKBOOK_ALLOW_SLOW") is on, value  # B39: "true" was silently ignored
+    monkeypatch.setenv("RANKBOOK_STOP_AFTER_S", "540")
+    assert paths.env_seconds("RANKBOOK_STOP_AFTER_S") == 540.0
+    for bad in ("10min", "0", "-5", "nan"):
+        monkeypatch.setenv("RANKBOOK_STOP_AFTER_S", bad)
+        with pytest.raises(paths.SettingError, match="is not a positive number of seconds"):
+            paths.env_seconds("RANKBOOK_STOP_AFTER_S")
+
+
+def test_manifests_carry_checksum_source_hash_and_portable_paths(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from rankbook.store import results
+
+    monkeypatch.setenv("RANKBOOK_DATA", str(tmp_path / "data"))
+    data = {"train": f"wikitext-2 valid ({tmp_path}/data/wikitext-2/valid.txt, sha256:0123)",
+            "test": "cifar10 test (all; from /elsewhere/cache/cifar10-jpeg, sha256:4567)"}
+    saved = results.save(tmp_path / "run", {"lr": 1.0}, {"x": np.arange(3.0)}, wall_s=0.0, device="cpu",
+                         extra={"data": data})
+    manifest = json.loads((saved.path / results.MANIFEST).read_text())
+    assert manifest["sha256"][results.ARRAYS] == results.sha256_file(saved.path / results.ARRAYS)
+    assert manifest["source_sha256"] == results.source_hash() and len(manifest["source_sha256"]) == 64
+    assert manifest["data"] == {
+        "train": "wikitext-2 valid ($RANKBOOK_DATA/wikitext-2/valid.txt, sha256:0123)",
+        "test": "cifar10 test (all; from …/cifar10-jpeg, sha256:4567)"}
+    assert "code_version" in manifest  # git's commit stays beside it
+
+
+def test_old_manifests_load_with_a_note_and_migrate_adds_the_checksum(tmp_path, capsys):
+    import json
+    import warnings
+
+    import numpy as np
+
+    from rankbook.store import migrate, results
+
+    folder = results.save(tmp_path / "runs" / "old", {"lr": 1.0}, {"x": np.arange(3.0)}, wall_s=0.0,
+                          device="cpu").path
+    manifest = json.loads((folder / results.MANIFEST).read_text())
+    del manifest["sha256"]  # as written before checksums
+    (folder / results.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.warns(UserWarning, match=r"no checksum of arrays.npz .*python -m rankbook.store.migrate"):
+        results.load(folder)
+    assert migrate.main([str(tmp_path / "runs")]) == 0
+    assert "old: sha256 of arrays.npz" in capsys.readouterr().out
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no note any more
+        results.load(folder)
+    assert migrate.main([str(folder)]) == 0 and "up to date" in capsys.readouterr().out
+    np.savez(folder / results.ARRAYS, x=np.array([1.0, np.inf, 2.0]))
+    with pytest.raises(results.DamagedResultError):
+        results.load(folder)  # the checksum now guards the file
+    assert migrate.main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_find_that_skips_a_damaged_run_trains_again_rather_than_reusing_it(tmp_path):
+    import numpy as np
+
+    from rankbook.store import results
+
+    cfg = {"lr": 1.0}
+    folder = results.save(results.run_dir("demo", cfg, tmp_path), cfg, {"x": np.arange(3.0)}, wall_s=0.0,
+                          device="cpu").path
+    other = results.save(tmp_path / "b", {"lr": 2.0}, {"x": np.zeros(3)}, wall_s=0.0, device="cpu").path
+    (other / results.ARRAYS).replace(folder / results.ARRAYS)
+    with pytest.warns(UserWarning, match="is not the file manifest.json was written with"):
+        assert results.find("demo", cfg, [tmp_path]) is None  # swapped arrays are never reused
+    results.save(folder, cfg, {"x": np.arange(3.0)}, wall_s=0.0, device="cpu")  # and may be overwritten
+    assert results.find("demo", cfg, [tmp_path]).arrays["x"].tolist() == [0.0, 1.0, 2.0]

@@ -55,8 +55,9 @@ def env_seconds(var: str, default: float = float("inf")) -> float:
     return seconds
 
 
-def is_clone(root: Path = REPO_ROOT) -> bool:
+def is_clone(root: Path | None = None) -> bool:
     """Whether the package runs from a clone of the repository (or its editable install), not a wheel."""
+    root = root or REPO_ROOT
     return (root / "pyproject.toml").is_file() and (root / "rankbook").is_dir()
 
 
