@@ -18,7 +18,7 @@ from rankbook.settings import profiles
 from rankbook.settings import toy as toy_settings
 from rankbook.settings import vit as vit_profiles
 from rankbook.store import errors, paths, results
-from rankbook.training import checkpoint, schedule
+from rankbook.training import checkpoint, loop, schedule
 
 
 def _select_vit(**overrides):
@@ -27,6 +27,29 @@ def _select_vit(**overrides):
 
 def _select_toy(**overrides):
     return profiles.select(toy_settings.PROFILES, "fast", **overrides)
+
+
+def _lm_run(profile: str, **overrides):
+    from rankbook.settings import lm as lm_settings
+    from rankbook.training import lm
+
+    return lm.run(profiles.select(lm_settings.PROFILES, profile, **overrides), 0, progress=False)
+
+
+def _tiny_wikitext(tmp_path, monkeypatch):
+    damage._text_file(tmp_path, monkeypatch, b" = A = \n" * 300)
+    for split in ("train", "test"):
+        (tmp_path / "data" / "wikitext-2" / f"{split}.txt").write_bytes(b" = A = \n" * 300)
+
+
+def _bpe_missing(tmp_path, monkeypatch):
+    _tiny_wikitext(tmp_path, monkeypatch)
+
+    def offline():
+        raise OSError("no network")
+
+    monkeypatch.setattr(text, "_bpe_from_hub", offline)
+    return _lm_run("reference")
 
 
 def _missing_offline(tmp_path, monkeypatch):
@@ -132,7 +155,7 @@ BAD_INPUTS = [
     ("corrupt JPEG in the data", damage.corrupt_jpeg, errors.DamagedFileError,
      r"dog/0001.jpg cannot be decoded as an image .*Fix: replace that file"),
     ("Latin-1 text instead of UTF-8", damage.latin1_text, errors.DamagedFileError,
-     r"valid.txt is not UTF-8 text: byte 0xe9 at offset 6.*iconv -f latin1 -t utf-8"),
+     r"valid.txt is not UTF-8 text: byte 0xe9 at offset 6.*Fix: copy the original.*iconv -f <encoding>"),
     ("full disk while saving results", damage.disk_full, errors.StorageError,
      r"cannot write .*arrays.npz: the disk is full.*Free some space there, or set RANKBOOK_BUILD"),
     ("full disk under torch.save (a RuntimeError without errno)", damage.disk_full_under_torch_save,
@@ -158,7 +181,7 @@ BAD_INPUTS = [
     ("archive with another layout inside", damage.archive_of_another_layout, data.DataNotFoundError,
      r"cifar10-jpeg.tar.gz does not hold cifar10-jpeg/\{train,test\}/<class>/\*. Fix: re-create it"),
     ("empty text split", damage.empty_text, errors.DamagedFileError,
-     r"valid.txt is empty; put the raw corpus text there"),
+     r"valid.txt is empty \(or only whitespace\): not text\. Fix: copy the original \(UTF-8\) file"),
     ("manifest.json holding no config", damage.manifest_without_config, results.DamagedResultError,
      r"manifest.json is damaged or truncated \(it holds no config\)"),
     ("RANKBOOK_DATA naming a file", damage.data_setting_is_a_file, paths.PathSettingError,
@@ -178,6 +201,34 @@ BAD_INPUTS = [
      r"the download failed \(the download .*wikitext-103-raw-v1.zip is damaged .*it was deleted: run again"),
     ("unknown text corpus", lambda *_: text.fingerprint("ptb", "test"),
      ValueError, r"unknown corpus 'ptb'; valid: wikitext-2, wikitext-103"),
+    # issue 22, WikiText rows (the language model's data)
+    ("B46: a WikiText file of NUL bytes", lambda t, m: damage._text_file(t, m, b"\x00" * 5000),
+     errors.DamagedFileError, r"valid.txt is only NUL bytes: not text\. Fix: copy the original"),
+    ("B47: WikiText half text, half NULs",
+     lambda t, m: damage._text_file(t, m, b" = A = \n" * 300 + b"\x00" * 2400),
+     errors.DamagedFileError, r"valid.txt holds 2,400 NUL bytes from offset 2,400 of 4,800 \(what a crash"),
+    ("B49: a UTF-16 WikiText", lambda t, m: damage._text_file(t, m, " = A = \n".encode("utf-16") * 50),
+     errors.DamagedFileError,
+     r"valid.txt is UTF-16, not UTF-8\. Fix: `iconv -f utf-16 -t utf-8 .*not -f latin1"),
+    ("B49: a UTF-16 WikiText after `iconv -f latin1`",
+     lambda t, m: damage._text_file(t, m, " = A = \n".encode("utf-16").decode("latin-1").encode() * 50),
+     errors.DamagedFileError, r"valid.txt is a UTF-16 file converted as if it were Latin-1"),
+    ("B50: WikiText too short for the context",
+     lambda t, m: text.train_batch(damage._text_file(t, m, b" = A = \n" * 10), 0, 0, 4, 128),
+     text.TextTooShortError, r"valid.txt is too short: 80 bytes tokens.*Fixes: \(1\) copy the complete split "
+                             r"file again \(the complete WikiText-2 valid split has 3,760 lines.*\(2\) lower "
+                             r"context=128"),
+    ("B51/B91: WikiText missing (every split named)",
+     lambda t, m: (m.setenv("RANKBOOK_DATA", str(t / "none")), m.setenv("RANKBOOK_CACHE", str(t / "c")),
+                   _lm_run("fast")),
+     text.TextDataNotFoundError, r"wikitext-2 \(train, valid, test splits\) not found; .*none/wikitext-2/"
+                                 r"train.txt.*valid.txt.*test.txt.*Fixes: \(1\) put WikiText-2"),
+    ("a BPE profile without GPT-2's tokenizer files", lambda t, m: _bpe_missing(t, m),
+     text.TokenizerNotFoundError, r"tokenizer 'gpt2' \(GPT-2's BPE\) not found: looked for .*gpt2-tokenizer/"
+                                  r"vocab.json.*merges.txt.*never replaced by bytes"),
+    ("B20: chapter 06 with -p steps 100000000",
+     lambda t, m: (_tiny_wikitext(t, m), _lm_run("fast", steps=10**8)),
+     loop.SlowRunRefused, r"training on the CPU would take about [0-9,.]+ h .*RANKBOOK_ALLOW_SLOW=1"),
     ("fingerprint of an unknown data set", lambda *_: data.fingerprint("mnist"),
      ValueError, r"unknown data set 'mnist'; valid: cifar10, cifar100, imagenet"),
     # issue 22: silent and wrong before
