@@ -431,3 +431,14 @@ def foreign_python3_kernel(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
     monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")  # the user's folder first (the default outside a venv)
     return runner.check_kernel()
+
+
+def full_disk_under_run(tmp_path, monkeypatch):
+    import nbformat
+
+    def no_space(nb, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setenv("RANKBOOK_BUILD", str(tmp_path / "build"))
+    monkeypatch.setattr(nbformat, "write", no_space)
+    return rankbook_cli("run", "--no-progress", "00_setup")

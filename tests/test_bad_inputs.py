@@ -272,6 +272,10 @@ BAD_INPUTS = [
      runner.RunnerError, r"no jupyter-book executable beside .*bin/python or on PATH.*pip install -r "
                          r"requirements.txt"),
     # issue 22: partly clear before
+    ("A20: a full build disk under `rankbook run`", damage.full_disk_under_run, damage.CommandFailed,
+     r"^error: cannot write .*build/executed/fast/notebooks/\..*00_setup.*running.ipynb: the disk is full "
+     r"\(No space left on device\). Free some space there, or set RANKBOOK_BUILD to a folder on another "
+     r"disk"),
     ("B1: -p lr 1e-3 (papermill reads a float)",
      lambda *_: _type_of(cli.parse_value("1e-3")), TypeError, r"^float 0.001$"),
     ("B2: -p lr inf (a float, refused by the settings as not finite)",

@@ -149,9 +149,17 @@ def _main(argv: list[str] | None) -> int:
         return 2
     try:
         return _run(args)
-    except (paths.PathSettingError, errors.StorageError, fingerprints.SymlinkLoopError,
-            runner.RunnerError) as exc:
+    except (paths.PathSettingError, paths.SettingError, errors.StorageError,
+            fingerprints.SymlinkLoopError, runner.RunnerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full or read-only disk under a library's write (nbformat, shutil): the file
+        if exc.errno not in errors.FULL | errors.DENIED | errors.NOT_A_FOLDER:
+            raise
+        from pathlib import Path
+
+        error = errors.storage_error(Path(exc.filename or paths.build_root()), exc)
+        print(f"error: {error}", file=sys.stderr)
         return 2
 
 
@@ -196,8 +204,11 @@ def _run(args) -> int:
         try:
             html = site.build(profile, strict=not args.no_strict)
         except subprocess.CalledProcessError as exc:
-            print(f"error: jupyter-book build failed (exit {exc.returncode}); the previous site is unchanged",
-                  file=sys.stderr)
+            where = site.site_dir(profile).parent
+            full = (f"; the disk holding {where} is full: free some space there, or set RANKBOOK_BUILD to a "
+                    f"folder on another disk" if errors.disk_full(where) else "")
+            print(f"error: jupyter-book build failed (exit {exc.returncode}){full}; the previous site is "
+                  f"unchanged", file=sys.stderr)
             return 1
         print(f"site: {html / 'index.html'}")
     return 0

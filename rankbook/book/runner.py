@@ -290,8 +290,12 @@ def execute(source: Path, profile: str, parameters: dict | None = None, progress
                                "code_hash": code_hash(source), "source": source.name, "parameters": params,
                                "inputs": inputs.summarize(inputs.read_log(log))}
     log.unlink(missing_ok=True)
-    nbformat.write(nb, staged)
-    os.replace(staged, out)
+    try:
+        nbformat.write(nb, staged)
+        os.replace(staged, out)
+    except OSError as exc:  # a full disk after the run: the file and the fix, and no half copy left
+        staged.unlink(missing_ok=True)
+        raise errors.storage_error(out, exc) from exc
     failed.unlink(missing_ok=True)
     return Outcome(source.stem, "ok", wall, out)
 
