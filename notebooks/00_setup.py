@@ -21,7 +21,7 @@
 # means for every other chapter), and which data sets the book can find on
 # this machine or would have to download.
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] mystnb={"code_prompt_show": "Parameters", "code_prompt_hide": "Hide parameters"}
 # "fast" (CPU, minutes) or "paper" (GPU, the paper's settings); empty: $RANKBOOK_PROFILE, else "fast"
 profile: str = ""
 
@@ -37,7 +37,7 @@ if importlib.util.find_spec("rankbook") is None:
     _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Imports and settings"}
 from IPython.display import display
 
 from rankbook.book import environment
@@ -47,6 +47,8 @@ from rankbook.settings import profiles
 profile = profiles.resolve(profile)
 for key, text in environment.summary(profile).items():
     glue(f"ch00_{key}", text, display=False)
+for key, text in environment.reference_times().items():
+    glue(f"ch00_reference_{key}_time", text, display=False)
 
 # %% [markdown]
 # ```{admonition} This machine
@@ -70,10 +72,18 @@ environment.device_table()
 # notebook parameter overrides a single setting (and a copy run with an
 # override is never published as the profile's page). `fast` runs every
 # chapter on two CPU cores in minutes (this is what CI executes and what this
-# site shows); `reference` is closer to the paper and takes CPU-hours; `paper`
-# uses the paper's settings and wants a GPU. Where the `fast` column differs
-# from the `paper` column, the chapters depart from the paper, and each
-# chapter says so where it matters.
+# site shows). `reference` is closer to the paper: its ViT runs took
+# {glue:text}`ch00_reference_vit_time` each (a GPU: on a laptop CPU they
+# would take hours, hence "CPU-hours" elsewhere), and they are stored in
+# `results/` rather than run by the build; the reference language model took
+# {glue:text}`ch00_reference_lm_time`. `paper` uses the paper's
+# settings and wants a GPU. These times are the stored runs' own records; the
+# performance chapter lists every run's cost.
+#
+# Each setting has a one-line description. The rows where the `fast` column
+# differs from the `paper` column are **highlighted** (and marked "departs"):
+# there the fast chapters depart from the paper, and each chapter says so
+# where it matters.
 
 # %%
 for part in environment.PROFILE_TABLES:

@@ -16,7 +16,8 @@
 # %% [markdown]
 # # Performance
 #
-# How fast the book's code runs, measured rather than claimed: the ViT
+# What each chapter and each stored training run cost, and how fast the
+# book's code runs, measured rather than claimed: the ViT
 # training throughput of the fast path against a plain PyTorch pipeline,
 # the cost of the spectra tracker against training, the factored against
 # the dense singular values, and the toy model's solver. Each figure comes
@@ -26,7 +27,7 @@
 # results are missing; on a GPU, run them without arguments (full mode, the
 # paper's shapes) and the page shows whichever results it finds.
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] mystnb={"code_prompt_show": "Parameters", "code_prompt_hide": "Hide parameters"}
 # "fast" (CPU, minutes) or "paper" (GPU, the paper's settings); empty: $RANKBOOK_PROFILE, else "fast"
 profile: str = ""
 
@@ -42,7 +43,7 @@ if importlib.util.find_spec("rankbook") is None:
     _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Imports and settings"}
 from rankbook.book import performance
 from rankbook.book.glue import glue
 from rankbook.settings import profiles
@@ -53,6 +54,32 @@ out = paths.output_dir(profile, "90_performance")
 glue("ch90_folder", performance.shown_path(out), display=False)
 
 # %% [markdown]
+# ## What each run costs
+#
+# Each chapter's wall time as the runner recorded it in the chapter's executed
+# copy (from the kernel's start to its last cell), for every profile executed
+# in this build folder. The runner records no device, so the device column
+# names the machine that built this page; the landing page runs after this
+# one and is absent from a fresh build's table.
+
+# %%
+performance.chapter_costs()
+
+# %% [markdown]
+# The stored runs that the chapters show beside the live ones (`results/`),
+# each as its manifest records it: the device it trained on, its steps and
+# its training time. The `reference` ViT runs were trained on one H100 GPU in
+# minutes each; on a laptop CPU they would take hours, which is why they are
+# stored rather than run by the build. The profile column is the profile
+# whose settings the run's configuration matches (or the closest one, with
+# the settings that differ).
+
+# %%
+performance.stored_run_costs()
+
+# %% [markdown]
+# ## Benchmarks
+#
 # The call below reads the current benchmark reports (CI writes them before
 # the notebooks run) and runs, in quick mode, any benchmark whose report is
 # missing or older than its script; this build's reports are in
@@ -78,12 +105,17 @@ performance.figures_table(reports)
 # **ViT throughput** (`benchmarks/vit_throughput.py`). Training images per
 # second of the same ViT, batch and optimizer on two paths. The *fast path*
 # is what `rankbook.training.loop` runs: the training split held as one uint8 tensor
-# on the device, batches gathered by index and augmented there (random crop
-# and flip), bf16 autocast on GPUs, fused Adam on CUDA, no host sync per
+# on the device, batches gathered by index (and augmented there when a run
+# asks for it), bf16 autocast on GPUs, fused Adam on CUDA, no host sync per
 # step (losses summed on the device and read at tracking points), optionally
 # `torch.compile`. The *plain path* is a textbook pipeline: torchvision
 # `ImageFolder` over the JPEG files with PIL transforms in a `DataLoader`,
 # fp32, default Adam, `loss.item()` every step. The ratio is fast / plain.
+# The book's runs train **without augmentation** (`augment none` in every
+# profile: the paper names none); the benchmark times both paths **with**
+# random crop and flip (`augment="crop_flip"` in `benchmarks/vit_throughput.py`),
+# so its figures include the cost of an augmentation that the book's own
+# runs do not pay.
 # Model FLOP utilization (MFU) is achieved FLOP/s over the device's peak,
 # with training FLOPs counted analytically as
 # $3 \times [2T(Pd + L(4 d h d_h + 2 d m)) + 4 L T^2 h d_h + 2dC]$ per image
@@ -107,7 +139,9 @@ performance.figures_table(reports)
 # with the largest relative disagreement; and the bound on any exact
 # factored method for $\Delta$ (rank up to $2 d_h$).
 #
-# **Toy solver** (`benchmarks/toy_solver.py`, shown when its results exist).
+# **Toy solver** (`benchmarks/toy_solver.py`). It is not run by this page
+# (it takes minutes); CI runs it before the notebooks, and the table above
+# shows its report when this build has one, or says how to make it.
 # Vector-field evaluations of the adaptive log-coordinate gradient flow
 # against fixed-step gradient descent at the same stage-time accuracy, and
 # the hand-derived gradient against autograd.

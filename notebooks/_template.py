@@ -21,7 +21,7 @@
 # `notebooks/NN_topic.py`; it is kept out of `_toc.yml` and never built
 # (see CONTRIBUTING.md, "A chapter's shape").
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] mystnb={"code_prompt_show": "Parameters", "code_prompt_hide": "Hide parameters"}
 # "fast" (CPU, minutes), "reference" or "paper"; empty: $RANKBOOK_PROFILE, else "fast"
 profile: str = ""
 seed: int = 0  # every parameter is a setting's name, validated by profiles.select before any work
@@ -29,7 +29,7 @@ seed: int = 0  # every parameter is a setting's name, validated by profiles.sele
 # %% tags=["remove-cell", "colab-setup"]
 # (replace this cell: python -m rankbook.book.colab --write notebooks/NN_topic.py)
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Imports and settings"}
 from rankbook.book.glue import glue
 from rankbook.book.source import show_source
 from rankbook.figures import style

@@ -27,3 +27,53 @@ def test_current_report_from_ci_is_reused_and_a_stale_one_is_measured_again(tmp_
     os.utime(ci, (old, old))  # older than the script: stale
     assert performance.ensure("spectra", page) == {"from": "page"} and len(runs) == 1
     assert "--quick" in runs[0]
+
+
+def test_chapter_costs_come_from_the_executed_copies_and_stored_costs_from_manifests(tmp_path, monkeypatch):
+    import nbformat
+
+    from rankbook.book import runner
+    from rankbook.store import results
+
+    monkeypatch.setenv("RANKBOOK_BUILD", str(tmp_path / "_build"))
+    source = runner.available()[1]
+    copy = runner.executed_path(source, "fast")
+    copy.parent.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["rankbook"] = {"status": "ok", "wall_s": 125.4, "profile": "fast"}
+    nbformat.write(nb, copy)
+    t = performance.chapter_costs(["fast"])
+    (row, total) = t.records()
+    assert (row["chapter"], row["profile"], row["wall time"]) == (source.stem, "fast", "2.1 min")
+    assert row["seconds"] == 125
+    assert row["device"].startswith("this machine: ") and total["seconds"] == 125
+
+    run = tmp_path / "results" / "vit-demo"
+    run.mkdir(parents=True)
+    from rankbook.settings import profiles
+    from rankbook.settings.vit import PROFILES
+
+    config = {"kind": "vit", **profiles.select(PROFILES, "reference").as_dict(), "seed": 3}
+    config = {k: v for k, v in config.items() if not isinstance(v, tuple)}
+    manifest = {"config": config, "device": "cuda (NVIDIA H100 80GB HBM3)", "total_steps": 7800,
+                "wall_s": 270.0}
+    (run / results.MANIFEST).write_text(json.dumps(manifest))
+    (row,) = performance.stored_run_costs([tmp_path / "results"]).records()
+    assert row == {"stored run": "vit-demo", "profile": "reference", "steps": 7800,
+                   "device": "cuda (NVIDIA H100 80GB HBM3)", "training time": "4.5 min"}
+    config["heads"] = 3  # no profile has 3 heads: the closest profile, with what differs
+    assert performance.closest_profile(config).endswith("(heads differ)")
+
+
+def test_setup_page_settings_have_descriptions_and_departures_are_highlighted():
+    from rankbook.book import environment
+    from rankbook.settings import profiles
+    from rankbook.settings.toy import PROFILES
+
+    t = environment.profile_comparison("toy model (chapters 01-03)", "fast")
+    fast, paper = (profiles.select(PROFILES, n).as_dict() for n in ("fast", "paper"))
+    for record, flagged in zip(t.records(), t.highlight):
+        assert record["what it sets"], f"setting {record['setting']} has no help= description"
+        assert flagged == (fast[record["setting"]] != paper[record["setting"]])
+        assert (record["fast vs paper"] == "departs") == flagged
+    assert any(t.highlight) and not all(t.highlight)

@@ -4,7 +4,8 @@ import re
 import numpy as np
 import pytest
 
-from rankbook.figures.tables import Link, Table, format_column
+from rankbook.figures import tables
+from rankbook.figures.tables import Link, Math, Table, format_column
 
 
 def test_numbers_share_decimals_down_a_column_and_integers_stay_integers():
@@ -53,3 +54,30 @@ def test_link_cells_are_anchors_in_html_and_text_in_a_terminal():
     t = Table([{"chapter": Link("04 <ViT>", "04_vit_spectra.html")}])
     assert '<a href="04_vit_spectra.html">04 &lt;ViT&gt;</a>' in t._repr_html_()
     assert str(t).splitlines()[-1] == "04 <ViT>"
+
+
+def test_long_cells_wrap_at_a_readable_measure_and_short_ones_never_wrap():
+    long_text = "the stable rank rises in more than half of the layers, heads agreeing"
+    h = Table([{"claim": long_text, "verdict": "shown"}])._repr_html_()
+    cells = re.findall(r'<td style="([^"]*)">(.*?)</td>', h)
+    (long_style, long_html), (short_style, short_html) = cells
+    # the long cell wraps inside a box at least WRAP_MIN_EM wide (so never one word per line)
+    assert f"min-width:{tables.WRAP_MIN_EM}em" in long_html and long_text in long_html
+    assert "white-space:nowrap" in short_style and short_html == "shown"
+    # the table is free to be wider than the page: its box scrolls instead of squeezing the columns
+    assert 'class="rankbook-scroll"' in h and "overflow-x:auto" in h
+    assert "max-width:100%" not in re.search(r'<table[^>]*style="([^"]*)"', h)[1]
+
+
+def test_math_cells_are_typeset_in_html_and_tex_in_text():
+    t = Table([{"product": Math(r"\Delta W_K W_Q^\top", "ΔW_K W_Q^T"), "rank": 1.5}])
+    assert r'<span class="math notranslate nohighlight">\(\Delta W_K W_Q^\top\)</span>' in t._repr_html_()
+    assert "ΔW_K W_Q^T" in str(t)
+
+
+def test_highlighted_rows_are_tinted_and_the_flags_must_match_the_rows():
+    t = Table([{"a": 1}, {"a": 2}, {"a": 3}], highlight=[False, True, False])
+    rows = re.findall(r"<tr[^>]*>", t._repr_html_().split("<tbody>", 1)[1])
+    assert ["background" in r for r in rows] == [False, True, False]
+    with pytest.raises(ValueError, match="2 flags for 3 rows"):
+        Table([{"a": 1}, {"a": 2}, {"a": 3}], highlight=[True, False])

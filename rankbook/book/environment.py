@@ -1,6 +1,7 @@
 """What the setup chapter reports: library versions, the device, profile settings, data sets."""
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import os
@@ -57,6 +58,30 @@ def summary(profile: str) -> dict[str, str]:
             "torch": versions["torch"]}
 
 
+def reference_times() -> dict[str, str]:
+    """How long the stored reference runs took, from their manifests: ``vit`` (the range over the stored
+    reference ViT runs, with their device) and ``lm`` (the reference language model)."""
+    from rankbook.book import performance
+
+    found: dict[str, list] = {"vit": [], "gpt": []}
+    for row in performance.stored_run_costs().records():
+        kind = row["stored run"].split("-", 1)[0]
+        # a run made with the reference settings, or closest to them (settings changed since: named there)
+        if kind in found and row["profile"].split(" (")[0] in ("reference", "closest: reference"):
+            found[kind].append(row)
+    out = {}
+    for key, kind in (("vit", "vit"), ("lm", "gpt")):
+        rows = found[kind]
+        if not rows:
+            out[key] = "(no stored run here)"
+            continue
+        times = sorted({r["training time"] for r in rows})
+        devices = sorted({r["device"] for r in rows})
+        span = times[0] if len(times) == 1 else f"{times[0]} to {times[-1]}"
+        out[key] = f"{span}, on {', '.join(devices)}"
+    return out
+
+
 def device_table() -> Table:
     return Table([{"item": k, "value": v} for k, v in device_info().items()], title="Device")
 
@@ -73,18 +98,33 @@ def profile_settings(profile: str) -> dict[str, dict]:
     return found
 
 
+def descriptions(settings_class) -> dict[str, str]:
+    """Each setting's one-line description: the ``help=`` of its :func:`rankbook.settings.profiles.param`."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(settings_class)}
+
+
 def profile_comparison(part: str, active: str) -> Table:
-    """One part's settings under every profile side by side (the active one marked); values that differ
-    from the paper profile are where a chapter departs from the paper."""
+    """One part's settings under every profile side by side (the active one marked), each with its
+    description; the rows where ``fast`` differs from ``paper`` (where the fast chapters depart from the
+    paper) are highlighted and marked in the "fast vs paper" column."""
     module = _optional_module(PROFILE_TABLES[part])
     if module is None:
         raise ValueError(f"part {part!r} is not in this version of rankbook")
     by_profile = {name: profiles.select(module.PROFILES, name).as_dict() for name in profiles.PROFILE_NAMES
                   if name in module.PROFILES}
+    help_text = descriptions(type(next(iter(module.PROFILES.values()))))
     columns = [f"{name} (active)" if name == active else name for name in by_profile]
     keys = list(next(iter(by_profile.values())))
-    rows = [[key] + [_cell(by_profile[name].get(key, "")) for name in by_profile] for key in keys]
-    return Table(rows, ["setting", *columns], title=f"{part}: settings per profile")
+    rows, departs = [], []
+    for key in keys:
+        cells = [_cell(by_profile[name].get(key, "")) for name in by_profile]
+        differs = "fast" in by_profile and "paper" in by_profile and by_profile["fast"].get(key) != \
+            by_profile["paper"].get(key)
+        departs.append(differs)
+        rows.append([key, help_text.get(key, ""), *cells, "departs" if differs else ""])
+    return Table(rows, ["setting", "what it sets", *columns, "fast vs paper"], highlight=departs,
+                 title=f"{part}: settings per profile ({sum(departs)} of {len(rows)} settings of fast depart "
+                       "from paper, highlighted)")
 
 
 def _cell(value) -> str:

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from rankbook.figures import tables
 from rankbook.store import paths
@@ -93,13 +93,113 @@ def figures_table(reports: dict[str, dict[str, Any] | None]) -> tables.Table:
         add("factored vs dense spectra", "bound for Δ (dense SVD / 2·d_head core SVD)",
             f"{r['delta_speedup_bound']['ratio']:.1f}x", "", dev)
     if (r := reports.get("toy_solver")):
-        race = r["accuracy_race"]
-        add("toy solver", f"log-flow vs GD evaluations at α={race['alpha']:g} (same stage-time accuracy)",
-            f"{race['flow']['evaluations']} vs {race['gd']['evaluations']}",
-            f"{race['evaluation_ratio']:.0f}x fewer, {race['wall_ratio']:.0f}x less wall time", "cpu")
-        cost = r["evaluation_cost_ms"]
-        add("toy solver", "hand-derived gradient vs autograd (diagonal / full head)",
-            f"{cost['diagonal_hand_ms']:.2f} / {cost['full_hand_ms']:.2f} ms",
-            f"{cost['diagonal_speedup']:.2f}x / {cost['full_speedup']:.2f}x", "cpu")
+        dev = f"{r.get('device', 'cpu')} ({r.get('mode', 'full')})"
+        try:
+            race = r["accuracy_race"]
+            add("toy solver", f"log-flow vs GD evaluations at α={race['alpha']:g} (same stage-time accuracy)",
+                f"{race['flow']['evaluations']} vs {race['gd']['evaluations']}",
+                f"{race['evaluation_ratio']:.0f}x fewer, {race['wall_ratio']:.0f}x less wall time", dev)
+            cost = r["evaluation_cost_ms"]
+            add("toy solver", "hand-derived gradient vs autograd (diagonal / full head)",
+                f"{cost['diagonal_hand_ms']:.2f} / {cost['full_hand_ms']:.2f} ms",
+                f"{cost['diagonal_speedup']:.2f}x / {cost['full_speedup']:.2f}x", dev)
+        except (KeyError, TypeError):  # a report of another version of the script: say so, never guess
+            add("toy solver", "report in a format this page does not read", f"keys: {', '.join(sorted(r))}",
+                "see the JSON", dev)
+    elif "toy_solver" in reports:
+        add("toy solver", "not measured in this build", "no report",
+            "run: python benchmarks/toy_solver.py --quick", "")
     return tables.Table(rows, ["benchmark", "figure", "value", "ratio / target", "device"],
                         title="Performance figures")
+
+
+# --------------------------------------------------------------------------- what each run costs
+
+
+def chapter_costs(profiles_: Sequence[str] | None = None) -> tables.Table:
+    """One row per executed chapter and profile: the wall time the runner recorded in the executed copy
+    (``metadata.rankbook.wall_s``: papermill start to end, the kernel's start included).
+
+    The runner records no device; the executed copies in this build folder were made by this machine's
+    runner, so the device column names this machine (:func:`rankbook.book.environment.summary`).
+    """
+    import nbformat
+
+    from rankbook.book import environment, runner
+    from rankbook.settings import profiles
+
+    here = environment.summary(profiles.DEFAULT_PROFILE)["device"]
+    rows = []
+    for profile in profiles_ or profiles.PROFILE_NAMES:
+        for source in runner.available():
+            path = runner.executed_path(source, profile)
+            if not path.exists():
+                continue
+            meta = nbformat.read(path, as_version=4).metadata.get("rankbook", {})
+            if meta.get("status") != "ok" or "wall_s" not in meta:
+                continue
+            rows.append({"chapter": source.stem, "profile": profile, "wall time": _duration(meta["wall_s"]),
+                         "seconds": round(float(meta["wall_s"])), "device": f"this machine: {here}"})
+    total = {}
+    for r in rows:
+        total[r["profile"]] = total.get(r["profile"], 0.0) + r["seconds"]
+    for profile, s in total.items():
+        rows.append({"chapter": "all chapters above", "profile": profile, "wall time": _duration(s),
+                     "seconds": round(s), "device": ""})
+    return tables.Table(rows, ["chapter", "profile", "wall time", "seconds", "device"],
+                        title="What each chapter cost in this build (executed copies' recorded wall time)")
+
+
+def stored_run_costs(roots: Sequence[Path] | None = None) -> tables.Table:
+    """One row per stored training run (``results/*/manifest.json``): what it trained, the profile whose
+    settings it matches, its device, steps and training wall time, as its manifest records them."""
+    from rankbook.store import results
+
+    rows = []
+    for root in roots or [paths.REPO_ROOT / "results"]:
+        for manifest_path in sorted(Path(root).glob(f"*/{results.MANIFEST}")):
+            try:
+                m = json.loads(manifest_path.read_text())
+            except (OSError, ValueError):
+                continue
+            config = m.get("config", {})
+            wall = m.get("train_wall_s", m.get("wall_s"))
+            rows.append({"stored run": manifest_path.parent.name, "profile": closest_profile(config),
+                         "steps": m.get("total_steps", ""), "device": m.get("device", "not recorded"),
+                         "training time": _duration(wall) if wall is not None else "not recorded"})
+    return tables.Table(rows, ["stored run", "profile", "steps", "device", "training time"],
+                        title="What each stored run cost (from its manifest)")
+
+
+def closest_profile(config: Mapping[str, Any]) -> str:
+    """The profile whose settings match the run's config (seed, scale and data set aside), or the closest
+    one with the settings that differ named."""
+    from rankbook.settings import profiles
+
+    module = {"vit": "rankbook.settings.vit", "gpt": "rankbook.settings.lm"}.get(config.get("kind", ""))
+    if module is None:
+        return "unknown"
+    import importlib
+
+    table = importlib.import_module(module).PROFILES
+    best = None
+    for name in profiles.PROFILE_NAMES:
+        settings = profiles.select(table, name).as_dict()
+        shared = [k for k in config if k in settings and k not in ("seed", "init_scale", "dataset")]
+        differ = [k for k in shared if not isinstance(settings[k], tuple) and settings[k] != "auto"
+                  and config[k] != settings[k]]
+        if best is None or len(differ) < len(best[1]):
+            best = (name, differ)
+    name, differ = best
+    if not differ:
+        return name
+    return f"closest: {name} ({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''} differ)"
+
+
+def _duration(seconds: float) -> str:
+    s = float(seconds)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"

@@ -30,6 +30,7 @@ _TABLE_STYLE = ("border-collapse:collapse;margin:0.6em 0 1em;font-size:0.9em;"
 #: a text cell longer than this many characters wraps, at a measure between WRAP_MIN_EM and WRAP_MAX_EM
 LONG_CELL = 28
 WRAP_MIN_EM, WRAP_MAX_EM = 14, 30
+_HIGHLIGHT_STYLE = "background:#fff3cd"
 _WRAP_STYLE = f"min-width:{WRAP_MIN_EM}em;max-width:{WRAP_MAX_EM}em;white-space:normal"
 _CAPTION_STYLE = "caption-side:top;text-align:left;font-weight:600;padding:0 0 0.35em"
 _CELL_STYLE = "padding:0.3em 0.9em;border-bottom:1px solid #ddd;vertical-align:top;text-align:{align}"
@@ -114,7 +115,8 @@ class Table:
     """Rows of cells under named columns; displays itself in Jupyter as a styled HTML table."""
 
     def __init__(self, rows: Iterable[Mapping[str, Any] | Sequence[Any]],
-                 columns: Sequence[str] | None = None, *, title: str = "", digits: int = 4):
+                 columns: Sequence[str] | None = None, *, title: str = "", digits: int = 4,
+                 highlight: Sequence[bool] | None = None):
         rows = list(rows)
         if columns is None:
             if rows and not isinstance(rows[0], Mapping):
@@ -130,6 +132,10 @@ class Table:
             raise ValueError(f"digits={digits}: need at least one significant figure")
         self.title = title
         self.digits = digits
+        #: per row: shown on a tinted background in HTML (say in a column or the title what it marks)
+        self.highlight = [bool(h) for h in highlight] if highlight is not None else [False] * len(self.rows)
+        if len(self.highlight) != len(self.rows):
+            raise ValueError(f"highlight has {len(self.highlight)} flags for {len(self.rows)} rows")
 
     def numeric(self) -> list[bool]:
         """Per column: whether every non-empty cell is a number (those columns are right-aligned)."""
@@ -159,8 +165,9 @@ class Table:
         head = "".join(f'<th style="{_HEAD_STYLE.format(align=a)}">{html.escape(c)}</th>'
                        for c, a in zip(self.columns, aligns))
         links = [[v.html() if isinstance(v, (Link, Math)) else None for v in r] for r in self.rows]
-        body = "".join("<tr>" + "".join(_td(v, a, ln) for v, a, ln in zip(r, aligns, lr)) + "</tr>"
-                       for r, lr in zip(self.cells(), links))
+        body = "".join((f'<tr style="{_HIGHLIGHT_STYLE}">' if hl else "<tr>")
+                       + "".join(_td(v, a, ln) for v, a, ln in zip(r, aligns, lr)) + "</tr>"
+                       for r, lr, hl in zip(self.cells(), links, self.highlight))
         caption = (f'<caption style="{_CAPTION_STYLE}">{html.escape(self.title)}</caption>'
                    if self.title else "")
         # a table wider than the page scrolls sideways instead of being cut off
