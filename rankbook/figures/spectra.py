@@ -115,7 +115,7 @@ def spectra_over_training(
 def delta_vs_init(result: Result, profile: str, heads: Sequence[tuple[int, int]], kind: str = "qk"):
     """Fig. 5: singular values of Δ at the end of training against those of the initial product, per head."""
     a = result.arrays
-    fig, axes = style.figure(1, len(heads))
+    fig, axes = style.figure(1, len(heads), height=3.0)  # the default's axes were ~100 px tall on the page
     for col, (layer, head) in enumerate(heads):
         ax = axes[0, col]
         init, delta = a[f"init_{kind}"][layer, head], a[f"delta_{kind}"][-1, layer, head]
@@ -133,9 +133,10 @@ def delta_vs_init(result: Result, profile: str, heads: Sequence[tuple[int, int]]
             xlabel="singular value index",
             ylabel="singular value",
         )
-    axes[0, 0].legend()
+    # the colour key goes in the title: a legend in a panel covered the curves
+    key = f"red: initialization, green: Δ after {a['step'][-1]} steps"
     return style.finish(
-        fig, f"Spectrum of Δ{KIND_LABEL[kind]} vs initialization (final step)", describe(result, profile)
+        fig, f"Spectrum of Δ{KIND_LABEL[kind]} vs initialization ({key})", describe(result, profile)
     )
 
 
