@@ -19,7 +19,9 @@ scroll bar (never cut off, never an invisible overlay bar); have no table cell
 taller than :data:`MAX_CELL_PX` and no cell that reads one word per line;
 keep every table's columns apart (the text of neighbouring cells at least
 :data:`MIN_COLUMN_GAP_PX` apart, so "25 | 2.5" never reads "252.5"); show no
-error in cell outputs. Chapter pages number their figures by chapter (chapter
+error in cell outputs. Chapter pages open with two folded cells labelled
+"Parameters" and "Imports and settings", keep their source listings folded,
+number their figures by chapter (chapter
 04's are Fig. 4.1, 4.2, ...), a caption that names a paper figure names the
 paper's version ("the paper's Fig. 12 (v1)"), and chapters 01-03 show typeset
 math. ``test_layout_checks_fail_on_a_broken_page`` shows that the layout checks
@@ -139,6 +141,9 @@ LAYOUT_JS = """([maxCell, tolerance, minBar]) => {
 #: caption numbers of figures ("Fig. 4.2") and caption texts
 CAPTIONS_JS = """() => Array.from(document.querySelectorAll('article figcaption')).map(c => ({
   number: (c.querySelector('.caption-number') || {innerText: ''}).innerText.trim(), text: c.innerText}))"""
+#: the labels of the page's folded cells, in order
+PROMPTS_JS = ("Array.from(document.querySelectorAll('article p.collapsed.admonition-title'))"
+              ".map(e => e.textContent.trim())")
 PAPER_FIG = re.compile(r"paper[’']s\s+(?:appendix\s+)?Figs?\.?\s")
 #: chapters whose prose must show typeset math (the theory chapters)
 MATH_CHAPTERS = ("notebooks/01_", "notebooks/02_", "notebooks/03_")
@@ -328,6 +333,13 @@ def test_page_renders_cleanly(browser, page_path, width):
     outputs = page.evaluate(OUTPUTS_JS)
     bad = [text[:300] for text in outputs if ERROR_IN_OUTPUT.search(text)]
     assert not bad, f"{page_path}: cell output shows an error: {bad}"
+
+    if page_path.startswith("notebooks/"):
+        prompts = page.evaluate(PROMPTS_JS)[:2]
+        assert prompts == ["Parameters", "Imports and settings"][:len(prompts)], \
+            f"{page_path}: the first folded cells read {prompts}, not 'Parameters', 'Imports and settings'"
+        opened = page.evaluate("document.querySelectorAll('article details.rankbook-source[open]').length")
+        assert not opened, f"{page_path}: {opened} source listings open on load (they should be folded)"
 
     if page_path.startswith(MATH_CHAPTERS):
         typeset = page.evaluate("document.querySelectorAll('article mjx-container').length")
