@@ -441,3 +441,18 @@ def tier_numbers(tier: str, result: results.Result | None) -> dict[str, str]:
         "vo_gradient": f"{t['vo']['gradient']:.2f}",
         "status": "stored",
     }
+
+
+def sweep(task: LMTask, result: results.Result, null_seeds: int) -> dict[str, Any]:
+    """The rank-r sweep of a run on the test windows: the stored one when it has ``null_seeds`` random draws,
+    else recomputed from the run's final checkpoint (which only a machine that trained it has)."""
+    stored = derived(result)["sweep"]
+    if int(stored.get("null_seeds", -1)) == int(null_seeds):
+        return sweep_of(result)
+    from rankbook.analysis import truncation
+
+    model, initial = truncation.load_trained(task, result)
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        return truncation.rank_sweep(model.to(cpu), initial, lambda m: task.test_window_loss(m, cpu),
+                                     null_seeds=range(null_seeds))
