@@ -81,7 +81,7 @@ def spectra_over_training(
     idx = pick_steps(a["step"], n_steps)
     greens = plt.cm.Greens(np.linspace(0.35, 1.0, len(idx)))
     null = _normalized(null_rank(result)["svals"])
-    fig, axes = style.figure(len(kinds) + 1, len(heads), height=2.4)  # last row: room for the legend
+    fig, axes = style.figure(len(kinds), len(heads), height=2.4)  # the key is in the title (no legend row)
     for row, kind in enumerate(kinds):
         for col, (layer, head) in enumerate(heads):
             ax = axes[row, col]
@@ -99,12 +99,11 @@ def spectra_over_training(
                 ylabel="σ / σ₁" if col == 0 else "",
                 ylim=(0, 1.05),
             )
-    for ax in axes[-1]:
-        ax.set_axis_off()
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False)
+    steps = ", ".join(f"{a['step'][i]:,}" for i in idx)
     return style.finish(
         fig,
-        "Normalized spectra: initialization (red) vs learned perturbation Δ (green)",
+        f"Normalized spectra: initialization (red) vs learned perturbation Δ (greens, darker later: steps "
+        f"{steps}); dashed: random, rank 2·d_head",
         describe(result, profile),
     )
 
