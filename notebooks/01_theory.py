@@ -17,25 +17,38 @@
 # # Theory: incremental learning in networks with diagonal weights
 #
 # **Question.** The paper's theory (section 4) says that a network
-# f(x; u, v) = h(x; u⊙v) (Definition 3.1) trained by gradient flow from
-# θ(0) = α θ_0 learns one coordinate at a time as α → 0, at times that
-# Algorithm 1 predicts. Does the flow at finite α follow Algorithm 1?
+# $f(x; u, v) = h(x; u \odot v)$ (Definition 3.1) trained by gradient flow from
+# $\theta(0) = \alpha \theta_0$ learns one coordinate at a time as $\alpha \to 0$, at times that
+# Algorithm 1 predicts. Does the flow at finite $\alpha$ follow Algorithm 1?
 #
-# Our instance is one attention head, softmax(X W_K W_Q^T X^T) X W_V W_O^T with
-# X ∈ R^{n×d} (tokens as rows, softmax over each row), with diagonal weights: it
-# depends on w_K⊙w_Q and w_V⊙w_O only, so u = [w_K, w_V], v = [w_Q, w_O]
-# (Example 3.2). Gradient flow reads du/dt = v⊙g(θ), dv/dt = u⊙g(θ) with
-# g(θ) = −∂L/∂(u⊙v) (eq. 4). Time is rescaled, τ = t / log(1/α), so that the
-# stage times T_k do not depend on α. The data and the teacher are those of
+# Our instance is one attention head,
+#
+# $$
+# f(X) = \operatorname{softmax}\!\left(X W_K W_Q^\top X^\top\right) X W_V W_O^\top,
+# \qquad X \in \mathbb{R}^{n \times d}
+# $$ (eq-ch01-head)
+#
+# (tokens as rows, softmax over each row), with diagonal weights: it
+# depends on $w_K \odot w_Q$ and $w_V \odot w_O$ only, so $u = [w_K, w_V]$, $v = [w_Q, w_O]$
+# (Example 3.2). Gradient flow reads
+#
+# $$
+# \frac{du}{dt} = v \odot g(\theta), \qquad \frac{dv}{dt} = u \odot g(\theta), \qquad
+# g(\theta) = -\frac{\partial L}{\partial (u \odot v)}
+# $$ (eq-ch01-flow)
+#
+# (the paper's eq. 4). Time is rescaled, $\tau = t / \log(1/\alpha)$, so that the
+# stage times $T_k$ do not depend on $\alpha$. The data and the teacher are those of
 # {doc}`02_toy`.
 #
 # ```{admonition} Departures from the paper
-# - **Loss normalization.** L = mean over samples of ½‖f(X) − Y‖², the squared
+# - **Loss normalization.** $L$ = mean over samples of $\tfrac12\lVert f(X) - Y\rVert^2$, the squared
 #   norm summed over all tokens and dimensions. The paper does not state its
-#   normalization; another one rescales time (and every T_k) by a constant.
-# - **b⁰ = 1.** Algorithm 1's pseudo-code starts from "b⁰, θ⁰ ← 0". We start
-#   from b⁰ = 1 (θ⁰ = 0): b is the log-scale log_α|w_i|, and θ(0) = α θ_0 gives
-#   log_α|w_i(0)| → 1. Below we run both and show what b⁰ = 0 would predict.
+#   normalization; another one rescales time (and every $T_k$) by a constant.
+# - **$b^0 = 1$.** Algorithm 1's pseudo-code starts from "$b^0, \theta^0 \leftarrow 0$". We start
+#   from $b^0 = 1$ ($\theta^0 = 0$): $b$ is the log-scale $\log_\alpha |w_i|$, and
+#   $\theta(0) = \alpha\theta_0$
+#   gives $\log_\alpha |w_i(0)| \to 1$. Below we run both and show what $b^0 = 0$ would predict.
 # - **A sparse teacher.** The paper's teacher is "randomly generated"; ours has
 #   2 + 3 nonzero entries of distinct sizes. Below we count the stages a dense
 #   random teacher gives.
@@ -69,11 +82,13 @@ from rankbook.figures import toy as toy_figures
 from rankbook.settings import profiles
 from rankbook.settings.toy import PROFILES
 from rankbook.store import atomic, paths
-from rankbook.theory import algorithm1, flow, stages, toy
+from rankbook.theory import algorithm1, flow, stages, tiers, toy
 
+started = tiers.start()
 profile = profiles.resolve(profile)
 settings = profiles.select(PROFILES, profile, theory_alphas=alphas, seed=seed)
 subtitle = toy.describe(settings, profile)
+glue("ch01_profile", profile, display=False)
 
 # %%
 net = toy.diagonal_head(settings)
@@ -83,9 +98,13 @@ tables.Table(teacher.rows(), title="The teacher's nonzero diagonal entries")
 # %% [markdown]
 # ## The conservation law (Lemma 4.1)
 #
-# d(u_i² − v_i²)/dt = u_i v_i g_i − v_i u_i g_i = 0. We check it on a trajectory
-# integrated in plain θ coordinates (where nothing enforces it; the solver in
-# log-coordinates used everywhere else relies on the law) at α = 0.1.
+# $$
+# \frac{d}{dt}\left(u_i^2 - v_i^2\right) = 2 u_i v_i g_i - 2 v_i u_i g_i = 0 .
+# $$ (eq-ch01-conservation)
+#
+# We check {eq}`eq-ch01-conservation` on a trajectory
+# integrated in plain $\theta$ coordinates (where nothing enforces it; the solver in
+# log-coordinates used everywhere else relies on the law) at $\alpha = 0.1$.
 
 # %%
 u0, v0 = toy.diagonal_init(settings, 0.1)
@@ -102,24 +121,35 @@ glue("ch01_fig_conservation", toy_figures.conservation(net, check, subtitle), di
 # ```{glue:figure} ch01_fig_conservation
 # :name: "fig-ch01-conservation"
 #
-# Lemma 4.1 on the toy head at α = 0.1 (θ-coordinate flow, DOP853, rtol 1e-9): left, u_i² (solid) and
-# v_i² (dashed) of the three largest learned coordinates; right, the relative change of c_i = u_i² − v_i².
+# Lemma 4.1 on the toy head at $\alpha = 0.1$ ($\theta$-coordinate flow, DOP853, rtol $10^{-9}$): left,
+# $u_i^2$ (solid) and $v_i^2$ (dashed) of the three largest learned coordinates; right, the relative change of
+# $c_i = u_i^2 - v_i^2$. The {glue:text}`ch01_profile` profile; beyond the paper's figures.
 # ```
 #
 # ```{admonition} This run
 # Over {glue:text}`ch01_check_evals` evaluations the largest relative drift
-# |c_i(t) − c_i(0)| / |c_i(0)| is {glue:text}`ch01_drift`, while u_i² grew by
+# $|c_i(t) - c_i(0)| / |c_i(0)|$ is {glue:text}`ch01_drift`, while $u_i^2$ grew by
 # up to a factor {glue:text}`ch01_growth` ({numref}`fig-ch01-conservation`).
 # ```
 #
 # ## Algorithm 1 on the toy head
 #
-# From θ⁰ = 0, b⁰ = 1, T_0 = 0, each stage picks the coordinate with the
-# smallest time until active, Δ_k(i) = (b_i^k − 1 + sgn g_i(θ^k)) / g_i(θ^k)
-# (eq. 8), moves the clock T_{k+1} = T_k + Δ_k(i_k) (eq. 9) and the log-scale
-# weights b^{k+1} = b^k − g(θ^k) Δ_k(i_k) (eq. 10), then follows the gradient
-# flow restricted to the support from θ^k + ε e_{i_k} to its stationary limit
-# (eq. 11). At θ = 0 the QK coordinates have g = 0 exactly (with w_V⊙w_O = 0 the
+# From $\theta^0 = 0$, $b^0 = 1$, $T_0 = 0$, each stage $k$ picks the coordinate $i_k$ with the
+# smallest time until active, moves the clock and the log-scale weights, then follows the
+# gradient flow restricted to the support from $\theta^k + \varepsilon e_{i_k}$ to its stationary
+# limit (the paper's eqs. 8-11):
+#
+# $$
+# \begin{aligned}
+# \Delta_k(i) &= \frac{b_i^k - 1 + \operatorname{sgn} g_i(\theta^k)}{g_i(\theta^k)}, &
+# T_{k+1} &= T_k + \Delta_k(i_k), \\
+# b^{k+1} &= b^k - g(\theta^k)\, \Delta_k(i_k), &
+# \theta^{k+1} &= \lim_{t \to \infty}
+#   \theta_{\text{flow on } \operatorname{supp}}\!\left(\theta^k + \varepsilon e_{i_k}, t\right).
+# \end{aligned}
+# $$ (eq-ch01-algorithm1)
+#
+# At $\theta = 0$ the QK coordinates have $g = 0$ exactly (with $w_V \odot w_O = 0$ the
 # output is 0 whatever the attention), so the first stage is a VO coordinate.
 # The code that runs (folded):
 
@@ -142,7 +172,7 @@ glue_all("ch01", {"n_stages": str(len(result.stages)),
 # ## A dense random teacher
 #
 # The paper's teacher is "randomly generated". A diagonal head with all four
-# weight vectors i.i.d. N(0, 1) has 2d = 100 nonzero products. How many stages
+# weight vectors i.i.d. $\mathcal N(0, 1)$ has $2d = 100$ nonzero products. How many stages
 # does it give? Algorithm 1 on it is slow (each stage trains a growing support
 # to stationarity), so we count the switches of the gradient flow itself.
 
@@ -161,37 +191,45 @@ glue_all("ch01", {"dense_switches": str(dense_onsets.size), "dense_alpha": f"{se
 
 # %% [markdown]
 # ```{admonition} This run
-# With the dense teacher, the flow at α = {glue:text}`ch01_dense_alpha` switches
-# on {glue:text}`ch01_dense_switches` coordinates by τ = {glue:text}`ch01_dense_tau`,
+# With the dense teacher, the flow at $\alpha$ = {glue:text}`ch01_dense_alpha` switches
+# on {glue:text}`ch01_dense_switches` coordinates by $\tau$ = {glue:text}`ch01_dense_tau`,
 # and the loss has only fallen from {glue:text}`ch01_dense_loss0` to
 # {glue:text}`ch01_dense_loss`: more stages follow. {glue:text}`ch01_dense_close`
 # of the gaps between consecutive switches are below 0.01 in rescaled time
 # (smallest {glue:text}`ch01_dense_min_gap`), against a smallest gap of
 # {glue:text}`ch01_sparse_min_gap` between Algorithm 1's stages for our sparse
-# teacher. A jump (|u_i v_i| from 1e-3 to half its final value) of our teacher
+# teacher. A jump ($|u_i v_i|$ from $10^{-3}$ to half its final value) of our teacher
 # lasts up to {glue:text}`ch01_jump_width` in rescaled time even at
-# α = {glue:text}`ch01_smallest` (measured below; {doc}`03_assumptions` follows
+# $\alpha$ = {glue:text}`ch01_smallest` (measured below; {doc}`03_assumptions` follows
 # the widths across α), so most of those stages cannot be told apart: that is
 # why the book uses a sparse teacher.
 # ```
 #
 # ## Predicted stage times against gradient flow at finite α
 #
-# Theorem 4.5: as α → 0, θ(τ log(1/α)) → θ^k for τ ∈ (T_k, T_{k+1}). We
-# integrate the gradient flow for each α and measure, per coordinate, the
-# rescaled time at which |u_i v_i| first reaches `active_threshold`.
+# Theorem 4.5: as $\alpha \to 0$,
+#
+# $$
+# \theta\big(\tau \log(1/\alpha)\big) \to \theta^k \quad \text{for } \tau \in (T_k, T_{k+1}).
+# $$ (eq-ch01-theorem)
+#
+# We integrate the gradient flow for each $\alpha$ and measure, per coordinate, the
+# rescaled time at which $|u_i v_i|$ first reaches `active_threshold`. Each cell of the table is the
+# measured onset and, in brackets, its relative error against Algorithm 1's $T_k$.
 
 # %%
 runs = toy.alpha_sweep(net, settings, settings.theory_alphas)
 rows = stages.stage_time_rows(net, result.stage_times(), runs, settings.active_threshold)
-tables.Table(rows, title=f"Stage times, Algorithm 1 vs flow (|u_i v_i| ≥ {settings.active_threshold:g})")
+tables.Table(stages.compact_stage_rows(rows, settings.theory_alphas),
+             title=f"Stage times: flow onset (|u_i v_i| ≥ {settings.active_threshold:g}), relative error")
 
 # %% tags=["hide-input"]
 errors = stages.max_relative_errors(rows, settings.theory_alphas)
 ordered = sorted(errors, reverse=True)
 shrinks = stages.decreasing(errors[a] for a in ordered)
 glue_all("ch01", {"errors": ", ".join(f"{errors[a]:.3f} at α = {a:g}" for a in ordered),
-                  "shrinks": "shrinks" if shrinks else "does not shrink monotonically"})
+                  "shrinks": "shrinks" if shrinks else "does not shrink monotonically",
+                  "threshold": f"{settings.active_threshold:g}"})
 glue("ch01_fig_overlay", toy_figures.algorithm1_overlay(net, result, runs, settings.tau_max, subtitle),
      display=False)
 
@@ -199,28 +237,30 @@ glue("ch01_fig_overlay", toy_figures.algorithm1_overlay(net, result, runs, setti
 # ```{glue:figure} ch01_fig_overlay
 # :name: "fig-ch01-overlay"
 #
-# Gradient flow at each α against Algorithm 1 (α → 0): left, the training loss with Algorithm 1's plateaus
-# (dashed steps); right, the learned entries u_i v_i at the smallest α, dotted lines at the predicted T_k.
-# Toy head, profile settings in the subtitle; the flow's loss curves are those of the paper's Fig. 6.
+# Gradient flow at each $\alpha$ (overlaid) against Algorithm 1 ($\alpha \to 0$): left, the training loss
+# with Algorithm 1's plateaus (dashed steps), the axis clipped to the plateaus (the last plateau, at the
+# teacher, has loss 0); right, the learned entries $u_i v_i$ at the smallest $\alpha$, dotted lines at the
+# predicted $T_k$. The analogue of the paper's Fig. 6 (v1) at the {glue:text}`ch01_profile` profile, with
+# Algorithm 1 added.
 # ```
 #
 # ```{admonition} Paper
 # Theorem 4.5: the gradient-flow trajectory in rescaled time converges to
-# Algorithm 1's stages as α → 0.
+# Algorithm 1's stages as $\alpha \to 0$.
 # ```
 #
 # ```{admonition} This run
 # The largest relative error of the measured stage times is
-# {glue:text}`ch01_errors`: it {glue:text}`ch01_shrinks` as α decreases
+# {glue:text}`ch01_errors`: it {glue:text}`ch01_shrinks` as $\alpha$ decreases
 # ({numref}`fig-ch01-overlay`). The error is of order
-# log(1/threshold) / log(1/α): growing from the threshold to O(1) and from
-# |θ_0| to α take a fixed time in t, hence a vanishing one in τ.
+# $\log(1/\text{threshold}) / \log(1/\alpha)$: growing from the threshold to $O(1)$ and from
+# $|\theta_0|$ to $\alpha$ take a fixed time in $t$, hence a vanishing one in $\tau$.
 # ```
 
 # %% [markdown]
-# **Why b⁰ = 1.** With the pseudo-code's b⁰ = 0, eq. (8) gives
-# Δ_0(i) = (sgn g_i − 1) / g_i: 0 for every g_i(0) > 0 (a first stage at T = 0)
-# and 2/|g_i| for g_i(0) < 0, twice the b⁰ = 1 value. The flow decides.
+# **Why $b^0 = 1$.** With the pseudo-code's $b^0 = 0$, {eq}`eq-ch01-algorithm1` gives
+# $\Delta_0(i) = (\operatorname{sgn} g_i - 1) / g_i$: 0 for every $g_i(0) > 0$ (a first stage at $T = 0$)
+# and $2/|g_i|$ for $g_i(0) < 0$, twice the $b^0 = 1$ value. The flow decides.
 
 # %%
 b0_zero = algorithm1.algorithm1(net, b0=0.0, max_stages=1).stages[0]
@@ -237,24 +277,34 @@ glue_all("ch01", {"t1": f"{result.stages[0].time:.3f}", "t1_b0": f"{b0_zero.time
 
 # %% [markdown]
 # ```{admonition} This run
-# At θ = 0, {glue:text}`ch01_g_pos` coordinates have g_i > 0 and
-# {glue:text}`ch01_g_neg` have g_i < 0. With b⁰ = 1 the first stage comes at
-# T_1 = {glue:text}`ch01_t1`; with b⁰ = 0 at {glue:text}`ch01_t1_b0`. The flow
-# at α = {glue:text}`ch01_smallest` switches its first coordinate on at
-# τ = {glue:text}`ch01_first_flow`: b⁰ = 1 is the reading consistent with the flow.
+# At $\theta = 0$, {glue:text}`ch01_g_pos` coordinates have $g_i > 0$ and
+# {glue:text}`ch01_g_neg` have $g_i < 0$. With $b^0 = 1$ the first stage comes at
+# $T_1$ = {glue:text}`ch01_t1`; with $b^0 = 0$ at {glue:text}`ch01_t1_b0`. The flow
+# at $\alpha$ = {glue:text}`ch01_smallest` switches its first coordinate on at
+# $\tau$ = {glue:text}`ch01_first_flow`: $b^0 = 1$ is the reading consistent with the flow.
 # ```
 
 # %% tags=["hide-input"]
-chapter, tier = "01_theory", stages.tier(profile)
-claims.record(profile, chapter, [
-    claims.row("Gradient flow follows Algorithm 1's stages as α → 0", "Theorem 4.5", tier,
-               "max relative stage-time error " + ", ".join(f"{errors[a]:.3f} (α={a:g})" for a in ordered),
-               stages.verdict(shrinks), chapter),
-    claims.row("u_i² − v_i² is conserved along gradient flow", "Lemma 4.1", tier,
-               f"max relative drift {law['drift']:.1e} while u² grew {law['growth']:.1e}×",
-               stages.verdict(law["drift"] < 1e-6), chapter)])
-atomic.write_json(paths.output_dir(profile, chapter) / "summary.json",
-                  {"profile": profile, "settings": settings.as_dict(), "conservation": law,
-                   "algorithm1": result.rows(), "stage_times": rows,
-                   "dense_teacher_switches": int(dense_onsets.size),
-                   "max_relative_error": {f"{a:g}": e for a, e in errors.items()}})
+chapter = "01_theory"
+summary = tiers.normalize({
+    "profile": profile, "settings": settings.as_dict(), "conservation": law, "algorithm1": result.rows(),
+    "n_stages": len(result.stages), "stage_times": rows, "dense_teacher_switches": int(dense_onsets.size),
+    "max_relative_error": {stages.alpha_key(a): e for a, e in errors.items()}})
+found = tiers.stored(chapter, PROFILES, profile)
+summaries = tiers.by_tier(profile, summary, found)
+_ = claims.record(profile, chapter, [row for t, s in summaries.items()
+                                     for row in stages.theory_claims(s, stages.tier(t), chapter)])
+_ = atomic.write_json(paths.output_dir(profile, chapter) / "summary.json", summary)
+_ = tiers.record(chapter, profile, settings, summary, started)
+glue("ch01_tiers", tiers.note(found), display=False)
+
+# %% [markdown]
+# ## The three tiers side by side
+#
+# The toy chapters are CPU work, so the `reference` and `paper` profiles (the paper's 1,000 samples and all
+# six $\alpha$) are run once and stored in `results/` ({glue:text}`ch01_tiers`); the table puts their numbers
+# beside this build's. A "–" is a value the tier does not measure (an $\alpha$ it does not run).
+
+# %% tags=["hide-input"]
+tables.Table(stages.theory_tier_rows(summaries),
+             title="Chapter 01 at each tier (fast: this build; reference, paper: stored)")

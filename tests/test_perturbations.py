@@ -89,3 +89,18 @@ def test_plateaus_follow_algorithm1_and_the_perturbed_jump_reaches_the_next_sadd
     assert max(d_pert, d_ref) < 0.05 * np.linalg.norm(stage.beta)
     assert perturbations.jump_time(exp.perturbed, coord, stage.beta[coord]) < \
         perturbations.jump_time(exp.reference, coord, stage.beta[coord])  # a kick ≫ the weight: earlier jump
+
+
+def test_separation_verdict_counts_overlaps_at_larger_alpha_as_partly_shown():
+    from rankbook.theory import assumptions, stages
+
+    def rows(gaps):
+        return [{"α": a, "max jump width (τ)": w, "min gap between jumps (τ)": g}
+                for a, w, g in zip((1e-4, 1e-8, 1e-32), (0.3, 0.2, 0.1), gaps)]
+
+    assert assumptions.separation_verdict(rows([0.1, 0.1, 0.1])) == stages.SHOWN
+    assert assumptions.separation_verdict(rows([-0.1, -0.01, 0.1])) == stages.PARTLY
+    assert assumptions.separation_verdict(rows([0.1, 0.1, -0.1])) == stages.NOT_SHOWN
+    wider = rows([0.1, 0.1, 0.1])
+    wider[-1]["max jump width (τ)"] = 0.5  # the widest jump does not shrink
+    assert assumptions.separation_verdict(wider) == stages.NOT_SHOWN

@@ -73,3 +73,35 @@ def test_dense_teacher_is_dense_and_realizable():
 def test_settings_validation(override, message):
     with pytest.raises(profiles.ProfileError, match=message):
         profiles.select(PROFILES, "fast", **override)
+
+
+def test_stored_tier_round_trips_and_is_keyed_by_its_settings(tmp_path):
+    from rankbook.theory import tiers
+
+    ref = PROFILES["reference"]
+    summary = tiers.normalize({"max_relative_error": {"1e-32": np.float64(0.01)}, "alphas": ref.alphas})
+    assert tiers.record("01_theory", "fast", PROFILES["fast"], summary, tiers.start(), root=tmp_path) is None
+    folder = tiers.record("01_theory", "reference", ref, summary, tiers.start(), root=tmp_path)
+    assert folder.name == tiers.folder_name("01_theory", "reference", ref)
+    assert folder.name in tiers.expected(PROFILES)
+    found = tiers.stored("01_theory", PROFILES, "fast", roots=[tmp_path])
+    assert found["paper"] is None and found["reference"]["max_relative_error"] == {"1e-32": 0.01}
+    assert found["reference"]["manifest"]["wall_s"] >= 0
+    # other settings, another key: the stored folder is not found for them
+    other = profiles.select(PROFILES, "reference", n_samples=500)
+    assert tiers.load("01_theory", "reference", other, roots=[tmp_path]) is None
+    # a manifest whose config does not match its folder's key is refused with the fix
+    (folder / "manifest.json").write_text('{"config": {"kind": "toy"}}')
+    with pytest.raises(ValueError, match="rerun"):
+        tiers.load("01_theory", "reference", ref, roots=[tmp_path])
+    with pytest.raises(ValueError, match="toy chapters"):
+        tiers.config("04_vit_spectra", "reference", ref)
+
+
+def test_side_by_side_has_one_column_per_tier_and_marks_what_a_tier_does_not_measure():
+    from rankbook.theory import tiers
+
+    rows = tiers.side_by_side({"fast": {"a": 1}, "reference": {"a": 2, "b": 3}},
+                              {"a": lambda s: s["a"], "b": lambda s: s["b"]})
+    assert rows == [{"quantity": "a", "fast": 1, "reference": 2},
+                    {"quantity": "b", "fast": "–", "reference": 3}]

@@ -125,17 +125,34 @@ def jump_rows(net, found: list[dict]) -> list[dict]:
     return rows
 
 
-def claim_rows(tier: str, chapter: str, saddle_rows: list[dict], jump_rows: list[dict],
-               widths: list[float]) -> list[dict]:
-    """Chapter 03's claims: decay at every saddle, kicked jumps reaching θ^{k+1}, jump widths shrinking."""
+def separation_verdict(sep_rows: list[dict]) -> str:
+    """Assumption 4.2 from the separation table (rows in decreasing α): shown when the widest jump shrinks at
+    every smaller α and no two jumps overlap at any α; partly shown when it shrinks and the jumps are separate
+    at the smallest α but overlap at a larger one; not shown otherwise."""
+    from rankbook.theory import stages
+
+    rows = sorted(sep_rows, key=lambda r: r["α"], reverse=True)
+    widths = [r["max jump width (τ)"] for r in rows]
+    gaps = [r["min gap between jumps (τ)"] for r in rows]
+    shrinks = stages.decreasing(widths)
+    return stages.verdict(shrinks and all(g > 0 for g in gaps), partly=shrinks and gaps[-1] > 0)
+
+
+def claim_rows(summary: dict, tier: str, chapter: str) -> list[dict]:
+    """Chapter 03's claims from its summary (live or stored): decay at every saddle, kicked jumps reaching
+    θ^{k+1}, and the stages separating (:func:`separation_verdict`)."""
     from rankbook.analysis import claims
     from rankbook.theory import stages
 
+    saddle_rows, jump_rows = summary["saddles"], summary["jumps"]
+    sep_rows = sorted(summary["separation"], key=lambda r: r["α"], reverse=True)
     targeted = [r for r in jump_rows if r["next saddle"] != "none"]
     decay = ", ".join(f"{r['decay end / start']:.1e}" for r in saddle_rows)
     reach = ", ".join(f"{r['perturbed: min distance']:.1e}" for r in targeted)
     jump_ok = all(r["new coordinate kicked"] for r in jump_rows) and all(
         r["perturbed: min distance"] <= max(2 * r["unperturbed: min distance"], 1e-6) for r in targeted)
+    widths = " → ".join(f"{r['max jump width (τ)']:.3f}" for r in sep_rows)
+    gaps = " → ".join(f"{r['min gap between jumps (τ)']:+.3f}" for r in sep_rows)
     return [
         claims.row("Plateaus are strict local minima: kicks decay", "Fig. 9, Assumption 4.3", tier,
                    f"‖Δ(u⊙v)‖ end/start at θ^k {decay}",
@@ -144,5 +161,32 @@ def claim_rows(tier: str, chapter: str, saddle_rows: list[dict], jump_rows: list
                    f"min distance to θ^(k+1) {reach}",
                    stages.verdict(jump_ok), chapter),
         claims.row("Stages separate as α → 0", "appendix A, Assumption 4.2", tier,
-                   f"widest jump {' → '.join(f'{w:.3f}' for w in widths)}",
-                   stages.verdict(stages.decreasing(widths)), chapter)]
+                   f"α {sep_rows[0]['α']:g} → {sep_rows[-1]['α']:g}: widest jump {widths}; "
+                   f"smallest gap {gaps} (< 0: overlap)",
+                   separation_verdict(sep_rows), chapter)]
+
+
+def tier_rows(summaries: dict) -> list[dict]:
+    """Chapter 03's numbers at each tier (``{tier: summary}``), one row per quantity, one column per tier."""
+    from rankbook.theory import tiers
+
+    def sep(s, a, key, fmt):
+        row = next((r for r in s["separation"] if f"{r['α']:g}" == f"{a:g}"), None)
+        return None if row is None else format(row[key], fmt)
+
+    alphas = sorted({r["α"] for s in summaries.values() for r in s["separation"]}, reverse=True)
+    def kicked(s):
+        return f"{sum(r['new coordinate kicked'] for r in s['jumps'])} of {len(s['jumps'])}"
+
+    def reach(s):
+        return f"{max(r['perturbed: min distance'] for r in s['jumps'] if r['next saddle'] != 'none'):.1e}"
+
+    fields = {"saddles: largest ‖Δ(u⊙v)‖ end / start":
+              lambda s: f"{max(r['decay end / start'] for r in s['saddles']):.1e}",
+              "kicked jumps: new coordinate kicked": kicked,
+              "kicked jumps: largest min distance to θ^(k+1)": reach}
+    for a in alphas:
+        fields[f"α = {a:g}: widest jump (τ)"] = lambda s, a=a: sep(s, a, "max jump width (τ)", ".3f")
+        fields[f"α = {a:g}: smallest gap (τ)"] = lambda s, a=a: sep(s, a, "min gap between jumps (τ)", "+.3f")
+    fields["stages separate"] = lambda s: separation_verdict(s["separation"])
+    return tiers.side_by_side(summaries, fields)
