@@ -442,3 +442,46 @@ def full_disk_under_run(tmp_path, monkeypatch):
     monkeypatch.setenv("RANKBOOK_BUILD", str(tmp_path / "build"))
     monkeypatch.setattr(nbformat, "write", no_space)
     return rankbook_cli("run", "--no-progress", "00_setup")
+
+
+# --------------------------------------------------------------------------- issue 22: further faults found
+
+
+def arrays_of_another_shape_in_an_old_manifest(tmp_path, monkeypatch):
+    """Another run's arrays under a manifest written before checksums: the listed shapes still tell."""
+    import json
+
+    folder = _saved(tmp_path)
+    manifest = json.loads((folder / results.MANIFEST).read_text())
+    del manifest["sha256"]
+    (folder / results.MANIFEST).write_text(json.dumps(manifest))
+    np.savez(folder / results.ARRAYS, x=np.arange(5.0), y=np.ones(2))
+    return results.load(folder)
+
+
+def lfs_pointer_arrays(tmp_path, monkeypatch):
+    folder = _saved(tmp_path)
+    pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 9\n"
+    (folder / results.ARRAYS).write_text(pointer)
+    return results.load(folder)
+
+
+def manifest_with_a_bad_checksum_field(tmp_path, monkeypatch):
+    import json
+
+    folder = _saved(tmp_path)
+    manifest = json.loads((folder / results.MANIFEST).read_text())
+    manifest["sha256"] = "yes"
+    (folder / results.MANIFEST).write_text(json.dumps(manifest))
+    return results.load(folder)
+
+
+def export_onto_the_results_folder(tmp_path, monkeypatch):
+    """--export naming the folder the runs are in: a copy onto itself (shutil.SameFileError before)."""
+    from rankbook.training import __main__ as training_main
+
+    folder = results.save(tmp_path / "results" / "demo-abc", {"lr": 1.0}, {"x": np.arange(3.0)}, wall_s=0.0,
+                          device="cpu")
+    monkeypatch.setattr(training_main, "vit_runs", lambda *a, **k: [{}])
+    monkeypatch.setattr(training_main.vit, "run", lambda settings, **r: folder)
+    return trainer("vit", "--export", str(tmp_path / "results"))

@@ -311,10 +311,47 @@ BAD_INPUTS = [
      r"link \(rm .*again\)"),
     ("B45: a tree with train/ but no test/", damage.train_without_test, data.DataNotFoundError,
      r"(?s)Looked in:.*cifar10-jpeg \(has train/ but no test/ or val/\)"),
+    # issue 22: further faults of the same kinds, found while fixing the rows above
+    ("N1: another run's arrays under an old manifest (no checksum)",
+     damage.arrays_of_another_shape_in_an_old_manifest, results.DamagedResultError,
+     r"arrays.npz: array 'x' has shape \[5\], but manifest.json lists \[3\]: the arrays belong to another "
+     r"run"),
+    ("N2: arrays.npz a Git LFS pointer (a clone without git-lfs)", damage.lfs_pointer_arrays,
+     results.DamagedResultError,
+     r"arrays.npz is a Git LFS pointer.*Fix: install git-lfs and run `git lfs pull`"),
+    ("N3: a manifest whose sha256 entry is not a checksum", damage.manifest_with_a_bad_checksum_field,
+     results.DamagedResultError, r"manifest.json: its sha256 entry 'yes' is not a checksum of arrays.npz"),
+    ("N4: -p given twice", lambda *_: cli._parameters([["lr", "1"], ["lr", "2"]]), ValueError,
+     r"-p lr is given twice \(1 and '2'\); give it once"),
+    ("N5: -p steps 1e3 for an int parameter",
+     lambda *_: cli.check_parameters(runner.select(["06"]), {"steps": 1000.0}), ValueError,
+     r"-p steps 1000.0: 06_language's steps is an int; write it as 1000"),
+    ("N6: -p scale_norms yes for a bool parameter",
+     lambda *_: cli.check_parameters(runner.select(["05"]), {"scale_norms": "yes"}), ValueError,
+     r"-p scale_norms 'yes': 05_vit_init_scale's scale_norms is True or False; write -p scale_norms True"),
+    ("N7: trainer --seeds with no value", lambda *_: damage.trainer("vit", "--seeds"), damage.CommandFailed,
+     r"^error: --seeds needs at least one value \(e.g. --seeds 0 1\); leave it out for the profile's"),
+    ("N8: RANKBOOK_VERIFY_DATA=maybe under `rankbook run`",
+     lambda tmp, mp: (mp.setenv("RANKBOOK_VERIFY_DATA", "maybe"), damage.rankbook_cli("run", "00"))[1],
+     damage.CommandFailed, r"^error: RANKBOOK_VERIFY_DATA='maybe' is not understood.*\(exit 2\)$"),
+    ("N9: lm given ViT options", lambda *_: damage.trainer("lm", "--seeds", "1"), damage.CommandFailed,
+     r"^error: --dataset, --seeds and --scales choose ViT runs; `lm` trains the profile's LM runs"),
     ("B73: a user python3 kernelspec running another interpreter", damage.foreign_python3_kernel,
      runner.RunnerError, r"the Jupyter kernel 'python3' \(.*kernel.json\) runs /opt/other/bin/python, not "
                          r"this Python .*Fix: remove that kernelspec \(jupyter kernelspec remove python3\)"),
 ]
+
+
+def test_a_number_given_to_a_text_parameter_is_passed_as_typed():
+    """N10: -p lora_ranks 4 (chapter 07's text parameter) reached the chapter as the int 4."""
+    chosen = runner.select(["07"])
+    assert cli.check_parameters(chosen, {"lora_ranks": 4}, {"lora_ranks": "4"}) == {"lora_ranks": "4"}
+    assert cli.check_parameters(chosen, {"lora_ranks": "1,4"}) == {"lora_ranks": "1,4"}
+
+
+def test_export_onto_the_runs_own_folder_copies_nothing_and_succeeds(tmp_path, monkeypatch):
+    """N11: --export naming the results folder itself was a raw shutil.SameFileError."""
+    assert damage.export_onto_the_results_folder(tmp_path, monkeypatch) == 0
 
 
 def _select_lm(**overrides):

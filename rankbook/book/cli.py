@@ -79,12 +79,19 @@ def _parameters(pairs: list[list[str]]) -> dict:
             raise ValueError("-p profile: use --profile (the profile chooses the executed copies' folder)")
         if not name.isidentifier():
             raise ValueError(f"-p {name!r}: a parameter name is a Python identifier, e.g. -p epochs 2")
+        if name in out:
+            raise ValueError(f"-p {name} is given twice ({out[name]!r} and {value!r}); give it once")
         out[name] = parse_value(value, name)
     return out
 
 
-def check_parameters(sources, parameters: dict) -> None:
-    """ValueError when a ``-p`` name is not a parameter of every chapter run, or a list is given a scalar."""
+def check_parameters(sources, parameters: dict, raw: dict | None = None) -> dict:
+    """The parameters to pass, checked against every chapter's parameters cell (names and declared types).
+
+    ValueError for a name a chapter lacks, a scalar where a list goes, a float where an int goes or text
+    where a bool goes; a number given to a text parameter (``-p lora_ranks 4``) is passed as the text typed.
+    """
+    out = dict(parameters)
     for source in sources:
         declared = runner.notebook_parameters(source)
         unknown = sorted(set(parameters) - set(declared))
@@ -93,9 +100,21 @@ def check_parameters(sources, parameters: dict) -> None:
                              f"{', '.join(n for n in declared if n != 'profile') or 'none but profile'} "
                              f"(see its parameters cell, or papermill --help-notebook)")
         for name, value in parameters.items():
-            if declared[name] in ("list", "tuple") and value is not None and not isinstance(value, list):
-                raise ValueError(f"-p {name} {value!r}: {source.stem}'s {name} is a list; write it as YAML, "
+            kind, where = declared[name], f"{source.stem}'s {name}"
+            if value is None:
+                continue
+            if kind in ("list", "tuple") and not isinstance(value, list):
+                raise ValueError(f"-p {name} {value!r}: {where} is a list; write it as YAML, "
                                  f"e.g. -p {name} '[{value}]' (quoted for the shell)")
+            if kind == "int" and isinstance(value, float):
+                whole = f"{int(value)}" if value.is_integer() else "a whole number"
+                raise ValueError(f"-p {name} {value!r}: {where} is an int; write it as {whole} (no decimal "
+                                 f"point or exponent)")
+            if kind == "bool" and not isinstance(value, bool):
+                raise ValueError(f"-p {name} {value!r}: {where} is True or False; write -p {name} True")
+            if kind == "str" and not isinstance(value, str):
+                out[name] = (raw or {}).get(name, str(value))
+    return out
 
 
 #: modules each command needs beyond the package's own dependencies (the "book" extras)
@@ -184,8 +203,8 @@ def _run(args) -> int:
     stale_only = args.command == "build" or args.stale_only
     log_output = args.log_output if args.log_output is not None else profile != "fast"
     try:
-        parameters = _parameters(getattr(args, "parameter", []))
-        check_parameters(sources, parameters)
+        pairs = getattr(args, "parameter", [])
+        parameters = check_parameters(sources, _parameters(pairs), {n: v for n, v in pairs})
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

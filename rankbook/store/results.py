@@ -162,8 +162,20 @@ def find(name: str, config: Mapping[str, Any], roots: list[Path] | None = None) 
         except DamagedResultError as exc:
             warnings.warn(f"{exc} Treated as an unfinished run: it is not reused, and training this "
                           f"config again overwrites it.", stacklevel=2)
-    inputs.record({"kind": "miss", "name": name, "key": key, "folder_name": f"{name}-{key}"})
+    record_lookup(name, key, None)
     return None
+
+
+def record_lookup(name: str, key: str, folder: Path | None) -> None:
+    """Tell the runner's staleness check that run ``<name>-<key>`` was read from ``folder`` (None: not found).
+
+    :func:`find` does this itself; readers of stored folders that do not go through it (the toy tiers'
+    summaries) call it so that a chapter showing them is re-executed when they change or appear.
+    """
+    if folder is None:
+        inputs.record({"kind": "miss", "name": name, "key": key, "folder_name": f"{name}-{key}"})
+    else:
+        _record("result", name, key, folder)
 
 
 def _record(kind: str, name: str, key: str, folder: Path) -> None:
@@ -205,6 +217,10 @@ def read_arrays(folder: Path, expected: list[str] | None = None) -> dict[str, np
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except Exception as exc:  # BadZipFile, EOFError, zlib.error, ValueError: all mean a damaged file
+        if _lfs_pointer(path):
+            raise DamagedResultError(
+                f"{path} is a Git LFS pointer, not the arrays (the clone was made without git-lfs). Fix: "
+                f"install git-lfs and run `git lfs pull` in the clone") from exc
         what = "missing" if isinstance(exc, FileNotFoundError) else "damaged, truncated or empty"
         raise DamagedResultError(f"{path} is {what} ({type(exc).__name__}: {exc}). Fix: delete {folder} "
                                  f"and train again (a run of this config overwrites it).") from exc
@@ -215,13 +231,35 @@ def read_arrays(folder: Path, expected: list[str] | None = None) -> dict[str, np
     return arrays
 
 
+def _lfs_pointer(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(40).startswith(b"version https://git-lfs")
+    except OSError:
+        return False
+
+
+def check_shapes(folder: Path, manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+    """:class:`DamagedResultError` when an array's shape is not the one the manifest lists (another run's)."""
+    listed = manifest.get("arrays")
+    if not isinstance(listed, dict):
+        return
+    for name, shape in sorted(listed.items()):
+        if name in arrays and isinstance(shape, list) and list(arrays[name].shape) != shape:
+            raise DamagedResultError(
+                f"{Path(folder) / ARRAYS}: array {name!r} has shape {list(arrays[name].shape)}, but "
+                f"{MANIFEST} lists {shape}: the arrays belong to another run (swapped?) or were edited. "
+                f"Fix: put the run's own {ARRAYS} back, or delete {folder} and train again.")
+
+
 def load(folder: Path) -> Result:
     """Read a finished run folder; :class:`DamagedResultError` naming the file when it cannot be read."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     listed = manifest.get("arrays")
     arrays = read_arrays(folder, list(listed) if isinstance(listed, dict) else None)  # names truncation
-    check_checksum(folder, manifest)  # then: the right file? (swapped between runs, edited)
+    check_shapes(folder, manifest, arrays)  # then: the right file? (swapped between runs, edited)
+    check_checksum(folder, manifest)
     check_finite(folder, arrays)
     return Result(folder, arrays, manifest)
 
@@ -243,6 +281,9 @@ def check_checksum(folder: Path, manifest: Mapping[str, Any]) -> None:
     folder = Path(folder)
     sums = manifest.get("sha256")
     expected = sums.get(ARRAYS) if isinstance(sums, dict) else None
+    if sums is not None and not (isinstance(expected, str) and len(expected) == 64):
+        raise DamagedResultError(f"{folder / MANIFEST}: its sha256 entry {sums!r} is not a checksum of "
+                                 f"{ARRAYS}. Fix: restore the manifest, or delete {folder} and train again.")
     if not expected:
         if str(folder) not in _NOTED:
             _NOTED.add(str(folder))

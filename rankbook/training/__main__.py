@@ -73,6 +73,11 @@ def _main(args) -> int:
         import os
 
         os.environ["RANKBOOK_VERIFY_DATA"] = "1"
+    for flag, given in (("--seeds", args.seeds), ("--scales", args.scales)):
+        if given is not None and not given:
+            print(f"error: {flag} needs at least one value (e.g. {flag} 0 1); leave it out for the profile's",
+                  file=sys.stderr)
+            return 2
     if args.export is not None and args.export.exists() and not args.export.is_dir():
         print(f"error: --export {args.export} is a file; name a folder (it is created if missing)",
               file=sys.stderr)
@@ -119,6 +124,9 @@ def _train(args) -> int:
         print(f"{result.path.name}: {', '.join(f'{k}={v:.4g}' for k, v in _finals(result).items())}")
         if args.export:
             target = args.export / result.path.name
+            if target.resolve() == result.path.resolve():
+                print(f"    (--export: {target} is the run's own folder; nothing to copy)")
+                continue
             try:
                 target.mkdir(parents=True, exist_ok=True)
                 for name in (results.ARRAYS, results.MANIFEST):
