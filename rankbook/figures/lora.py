@@ -49,7 +49,7 @@ def rank_sweep(sweep: Mapping[str, np.ndarray], result: Result, profile: str, yl
     for frac, linestyle in ((0.95, ":"), (0.99, "-.")):
         r = truncation.recovery_rank(sweep["rank"], sweep["truncated"], frac)
         if r is not None:
-            ax.axvline(max(r, 0.5), color="black", ls=linestyle, lw=1, label=f"{frac:.0%} recovered: $r$={r}")
+            ax.axvline(max(r, 0.5), color="black", ls=linestyle, lw=1, label=f"{frac:.0%} recovered: r={r}")
     ax.set_ylabel(ylabel)
     _legend_below(ax)
     return style.finish(
