@@ -212,3 +212,18 @@ def test_a_find_that_skips_a_damaged_run_trains_again_rather_than_reusing_it(tmp
         assert results.find("demo", cfg, [tmp_path]) is None  # swapped arrays are never reused
     results.save(folder, cfg, {"x": np.arange(3.0)}, wall_s=0.0, device="cpu")  # and may be overwritten
     assert results.find("demo", cfg, [tmp_path]).arrays["x"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_stored_run_touched_or_checked_out_again_leaves_pages_current(tmp_path):
+    """N12: the staleness check compares stored runs' content, not their mtime (git checkout rewrites it)."""
+    import os
+
+    from rankbook.store import inputs
+
+    path = tmp_path / "arrays.npz"
+    path.write_bytes(b"same bytes")
+    before = inputs.file_state(path)
+    os.utime(path, (1, 1))
+    assert inputs.file_state(path) == before
+    path.write_bytes(b"other byte")
+    assert inputs.file_state(path) != before and inputs.file_state(tmp_path / "gone") == "missing"

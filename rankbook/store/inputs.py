@@ -2,16 +2,16 @@
 
 The runner gives each kernel ``$RANKBOOK_INPUTS_LOG`` (a file in the
 executed-copies folder). While it is set, :func:`rankbook.store.results.find`
-appends one JSON line per lookup (the folder found, with its manifest's sha256
-and the arrays' size and mtime, or a miss), :func:`rankbook.store.results.save`
+appends one JSON line per lookup (the folder found, with the sha256 of its
+manifest and arrays, or a miss), :func:`rankbook.store.results.save`
 one per run written, and the data layer one per data fingerprint it computed
 (image data sets by name, files by their path relative to ``$RANKBOOK_DATA`` or
 ``$RANKBOOK_CACHE``). The runner folds the log into the executed copy's
 metadata (:func:`summarize`), and ``build``/``--stale-only`` re-check it
 (:func:`changed`): a stored run removed, replaced or newly stored where the
 chapter found none, data edited or ``RANKBOOK_DATA`` pointed elsewhere, each
-makes the page stale. Re-checking costs a ``stat`` and a small hash per stored
-run and a cached fingerprint per data source (milliseconds).
+makes the page stale. Re-checking costs hashing each stored run's files (a few
+MB at most) and a cached fingerprint per data source (milliseconds).
 
 Without the variable (a notebook run by hand, the tests) nothing is written.
 """
@@ -38,22 +38,22 @@ def record(entry: dict[str, Any]) -> None:
 
 
 def file_state(path: Path) -> str:
-    """``"<size> <mtime_ns> <sha256 prefix>"`` of a small file (a manifest), or ``"missing"``."""
+    """``"<size> <sha256 prefix>"`` of a stored run's file, or ``"missing"``.
+
+    Content, not mtime: a ``git checkout`` or a copy that rewrites the same bytes leaves a page current.
+    Stored runs' files are small (a manifest, arrays of at most a few MB): hashing them costs milliseconds.
+    """
+    h = hashlib.sha256()
     try:
-        data = Path(path).read_bytes()
-        st = Path(path).stat()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        size = Path(path).stat().st_size
     except OSError:
         return "missing"
-    return f"{st.st_size} {st.st_mtime_ns} {hashlib.sha256(data).hexdigest()[:16]}"
+    return f"{size} {h.hexdigest()[:16]}"
 
 
-def stat_state(path: Path) -> str:
-    """``"<size> <mtime_ns>"`` of a file (arrays: swapped or edited ones change it), or ``"missing"``."""
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return "missing"
-    return f"{st.st_size} {st.st_mtime_ns}"
 
 
 def read_log(log: Path) -> list[dict[str, Any]]:
@@ -103,7 +103,7 @@ def changed(recorded: dict[str, Any]) -> str | None:
             return f"the stored run it read ({folder}) is now found at {now}"
         if file_state(folder / results.MANIFEST) != run.get("manifest"):
             return f"{folder / results.MANIFEST} changed since the chapter read it"
-        if stat_state(folder / results.ARRAYS) != run.get("arrays"):
+        if file_state(folder / results.ARRAYS) != run.get("arrays"):
             return f"{folder / results.ARRAYS} changed since the chapter read it"
     for entry in recorded.get("data", []):
         why = _data_changed(entry)

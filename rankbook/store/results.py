@@ -181,7 +181,7 @@ def record_lookup(name: str, key: str, folder: Path | None) -> None:
 def _record(kind: str, name: str, key: str, folder: Path) -> None:
     inputs.record({"kind": kind, "name": name, "key": key, "folder_name": f"{name}-{key}",
                    "folder": str(Path(folder).resolve()), "manifest": inputs.file_state(folder / MANIFEST),
-                   "arrays": inputs.stat_state(folder / ARRAYS)})
+                   "arrays": inputs.file_state(folder / ARRAYS)})
 
 
 def locate_stored(name: str, key: str) -> Path | None:
