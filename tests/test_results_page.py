@@ -114,13 +114,16 @@ def test_combine_and_trend_verdicts():
 
 
 def test_rule_change_table_counts_and_explains(tmp_path):
-    """Before/after on the stored reference LM run (results/): the old rule said 4 of 4 for ΔW_K W_Q^T."""
+    """Before/after on the stored reference ViT seeds (results/): the old rule said 6 of 6 for ΔW_K W_Q^T."""
     from rankbook.analysis import calibration
 
-    lm_runs = calibration.stored_runs()["reference LM"]
-    if not lm_runs:
-        pytest.skip("no stored reference LM run in results/")
-    table = results.rule_change_table("fast", {("language model", "reference"): lm_runs})
-    qk = table.records()[0]
-    assert qk["rises: old rule"] == "4 of 4 layers" and qk["rises: new rule"] == "0 of 4 layers"
-    assert "layer 1: rises → falls" in qk["what changed and why"]
+    vit_runs = calibration.stored_runs()["reference ViT"]
+    if len(vit_runs) < 3:
+        pytest.skip("the three stored reference ViT seeds are not in results/")
+    table = results.rule_change_table("fast", {("ViT", "reference"): vit_runs})
+    qk, vo = table.records()
+    assert qk["model, tier"] == "ViT, reference, 3 seeds pooled"
+    assert qk["rises: old rule"] == "6 of 6 layers" and qk["rises: new rule"] == "3 of 6 layers"
+    why = qk["what changed and why"]
+    assert "layer 1: rises → flat" in why and "heads rise" in why
+    assert vo["rises: new rule"] == "6 of 6 layers" and vo["what changed and why"] == "nothing"

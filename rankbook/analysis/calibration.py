@@ -13,9 +13,9 @@ all draws of a family are judged at once by :func:`trend.statistics` and
 * ``shuffled``: the stored runs' own window curves of one layer with their
   time order shuffled, one permutation for all the layer's heads (so heads
   that move together still do). A grid with no stored run of its own (the
-  fast tiers are trained live) takes the points and heads it needs from the
-  stored run of the same task, which does not matter once the order is
-  shuffled.
+  fast tiers are trained live; results/ may hold no language-model run)
+  takes the points and heads it needs from the stored reference ViT run,
+  which does not matter much once the order is shuffled.
 
 :func:`spread` measures the run-to-run spread the amplitudes are checked
 against, from the stored reference seeds. :func:`power` gives the rule's
@@ -69,28 +69,35 @@ def stored_runs(root: Path = RESULTS) -> dict[str, list[_Stored]]:
 
 
 def grids(root: Path = RESULTS) -> dict[str, dict[str, Any]]:
-    """Every tier's step grid and head count: ``{name: {"steps", "heads", "source"}}`` (source: runs)."""
+    """Every tier's step grid and head count: ``{name: {"steps", "heads", "source", "warmup"}}``.
+
+    The stored tiers' grids are their runs' tracked steps; the fast tiers' (and the language model's when
+    results/ holds no run of it) come from the settings and the tracking schedule. ``source``: the runs whose
+    curves the shuffled family reuses; the ViT's reference run where the tier has none of its own.
+    """
     from rankbook.settings import lm as lm_settings
     from rankbook.settings import vit as vit_settings
 
     runs = stored_runs(root)
-    fv, fl = vit_settings.PROFILES["fast"], lm_settings.PROFILES["fast"]
+    fallback = runs["reference ViT"][:1]
+    fv = vit_settings.PROFILES["fast"]
     per_epoch = schedule.steps_per_epoch(50_000, fv.batch_size)  # the full CIFAR-10 split
-    fast_vit_steps = per_epoch * fv.epochs
     out = {
         "fast ViT": {
-            "steps": np.array(schedule.tracking_steps(fast_vit_steps, fv.track_per_decade)),
+            "steps": np.array(schedule.tracking_steps(per_epoch * fv.epochs, fv.track_per_decade)),
             "heads": fv.heads,
-            "source": runs["reference ViT"][:1],
+            "source": fallback,
             "warmup": per_epoch * fv.warmup_epochs,
         },
-        "fast LM": {
-            "steps": np.array(schedule.tracking_steps(fl.steps, fl.track_per_decade)),
-            "heads": fl.heads,
-            "source": runs["reference LM"],
-            "warmup": fl.warmup_steps,
-        },
     }
+    for tier in ("fast", "reference"):
+        ls = lm_settings.PROFILES[tier]
+        out[f"{tier} LM"] = {
+            "steps": np.array(schedule.tracking_steps(ls.steps, ls.track_per_decade)),
+            "heads": ls.heads,
+            "source": runs["reference LM"][:1] or fallback,
+            "warmup": ls.warmup_steps,
+        }
     for name in ("reference ViT", "paper ViT", "reference LM"):
         rs = runs[name]
         if not rs:
