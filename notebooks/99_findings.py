@@ -49,6 +49,8 @@ if importlib.util.find_spec("rankbook") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Imports and settings"}
+from IPython.display import Markdown
+
 from rankbook.analysis import claims, crosswalk
 from rankbook.book import landing, runner
 from rankbook.book.glue import glue
@@ -60,7 +62,7 @@ found = claims.load_all(profile)
 stems = [p.stem for p in runner.available()]
 glue("ch99_profile", profile, display=False)
 glue("ch99_headline", landing.headline_sentence(found), display=False)
-glue("ch99_language_model", crosswalk.LANGUAGE_MODEL, display=False)
+glue("ch99_language_model", Markdown(crosswalk.LANGUAGE_MODEL), display=False)
 
 # %% [markdown]
 # ## What this book finds
@@ -76,10 +78,10 @@ glue("ch99_language_model", crosswalk.LANGUAGE_MODEL, display=False)
 # whether an effect is visible at that scale; the reference and paper-scale
 # tiers are the stored runs closer to the paper.
 
-# %%
+# %% tags=["remove-input"]
 landing.tier_table(found)
 
-# %%
+# %% tags=["remove-input"]
 landing.headline_table(found, stems)
 
 # %% [markdown]
@@ -92,7 +94,7 @@ landing.headline_table(found, stems)
 # {doc}`04_vit_spectra` shows it at every tier, with the trend rule that turns
 # these curves into verdicts.
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 fig, tier = landing.key_figure(profile)
 style.show(fig)
 
@@ -108,13 +110,13 @@ style.show(fig)
 # The paper's figures this book does not show, from the crosswalk of the
 # paper's figures to the book's ({doc}`08_results`), with the reason:
 
-# %%
+# %% tags=["remove-input"]
 landing.not_reproduced_table()
 
 # %% [markdown]
 # **A language model?** The book's chapter {doc}`06_language` trains a
 # GPT-2-style model {cite:p}`radford2019language`, although arXiv v1 trains
-# none. What each version says: {glue:text}`ch99_language_model`
+# none. What each version says: {glue:md}`ch99_language_model`
 #
 # ## What the paper claims
 #
@@ -133,7 +135,7 @@ landing.not_reproduced_table()
 #    {cite:p}`jacot2018neural,chizat2019lazy`.
 # 2. **Attention heads are such networks.** A self-attention head
 #    {cite:p}`vaswani2017attention`
-#    $\operatorname{softmax}(X W_Q W_K^\top X^\top) X W_V W_O^\top$ with diagonal
+#    $\operatorname{softmax}(X W_K W_Q^\top X^\top) X W_V W_O^\top$ with diagonal
 #    weights fits the theorem, so $W_K W_Q^\top$ and $W_V W_O^\top$ increase in
 #    rank one step at a time.
 # 3. **Toy experiments agree**, for diagonal and for full weight matrices, and

@@ -28,8 +28,8 @@ _PLAIN = (-3, 6)
 _TABLE_STYLE = ("border-collapse:collapse;margin:0.6em 0 1em;font-size:0.9em;"
                 "font-variant-numeric:tabular-nums;width:auto")
 #: a text cell longer than this many characters wraps, at a measure between WRAP_MIN_EM and WRAP_MAX_EM
-LONG_CELL = 28
-WRAP_MIN_EM, WRAP_MAX_EM = 14, 30
+LONG_CELL = 20
+WRAP_MIN_EM, WRAP_MAX_EM = 10, 30
 _HIGHLIGHT_STYLE = "background:#fff3cd"
 _WRAP_STYLE = f"min-width:{WRAP_MIN_EM}em;max-width:{WRAP_MAX_EM}em;white-space:normal"
 _CAPTION_STYLE = "caption-side:top;text-align:left;font-weight:600;padding:0 0 0.35em"
