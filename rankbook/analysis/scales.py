@@ -555,14 +555,15 @@ def incremental_claims(
     out = []
     for tier, sweep in sweeps.items():
         c = incremental_claim(sweep, analyses[tier]["status"], layer)
-        ss = sorted(sweep, reverse=True)
-        measured = (
-            f"tracked steps with the median σ2/σ1 of layer {layer + 1} below {SMALL_RATIO:g}, at scales "
-            + ", ".join(f"{x:g}" for x in ss) + ": "
-            + "; ".join(f"{k} " + "/".join(str(c["points"].get(k, {}).get(x, "–")) for x in ss)
-                        for k in ("qk", "vo"))
-            + f"; {seeds_text(seeds_per_scale(sweep))}"
-        )
+        ss = [x for x in sorted(sweep, reverse=True) if x in c["points"].get("qk", {})]
+        measured = seeds_text(seeds_per_scale(sweep))
+        if ss:
+            measured = (
+                f"tracked steps with the median σ2/σ1 of layer {layer + 1} below {SMALL_RATIO:g}, at scales "
+                + ", ".join(f"{x:g}" for x in ss) + ": "
+                + "; ".join(f"{k} " + "/".join(str(c["points"][k][x]) for x in ss) for k in ("qk", "vo"))
+                + f"; {measured}"
+            )
         if c["reasons"]:
             measured += "; short of shown: " + "; ".join(c["reasons"])
         out.append(claims.row("Incremental learning is more pronounced at smaller initialization scales",
