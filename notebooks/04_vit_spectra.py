@@ -257,12 +257,12 @@ glue("ch04_fig_rank", stable_rank.through_training(runs, profile, metric="test_a
 # {glue:text}`ch04_trend_end_step`. It **rises in
 # {glue:text}`ch04_trend_qk_rises`** and falls in
 # {glue:text}`ch04_trend_qk_falls` (verdict: {glue:text}`ch04_trend_qk_verdict`);
-# the shapes: {glue:text}`ch04_trend_qk_shapes`. $\Delta W_V W_O^\top$:
+# {glue:text}`ch04_trend_qk_shapes`. $\Delta W_V W_O^\top$:
 # {glue:text}`ch04_trend_vo_step1` at step 1; over the window
 # {glue:text}`ch04_trend_vo_start` → lowest {glue:text}`ch04_trend_vo_min`
 # (step {glue:text}`ch04_trend_vo_min_step`) → {glue:text}`ch04_trend_vo_end`;
 # it rises in {glue:text}`ch04_trend_vo_rises` (verdict:
-# {glue:text}`ch04_trend_vo_verdict`; shapes: {glue:text}`ch04_trend_vo_shapes`).
+# {glue:text}`ch04_trend_vo_verdict`; {glue:text}`ch04_trend_vo_shapes`).
 # Test accuracy at the end: {glue:text}`ch04_acc`.
 # ```
 

@@ -123,11 +123,12 @@ def _layer_mean(results, kind: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def shapes_text(layer_trends: Sequence[trend.LayerTrend]) -> str:
-    """E.g. "dips then rises: layers 1-5; rises: layer 6" (the shapes of the layers' curves in the window)."""
+    """E.g. "shapes, not verdicts: dips then rises: layers 1-5; rises: layer 6" (the curves' shapes over the
+    window, in words computed from the curve; a shape that "rises" may still be "flat" by the verdict)."""
     by: dict[str, list[int]] = {}
     for t in layer_trends:
         by.setdefault(t.shape, []).append(t.layer + 1)
-    return "; ".join(
+    return "shapes, not verdicts: " + "; ".join(
         f"{shape}: layer{'s' if len(ls) > 1 else ''} {', '.join(map(str, ls))}" for shape, ls in by.items()
     )
 
