@@ -54,7 +54,7 @@
 #   random teacher gives.
 # ```
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] mystnb={"code_prompt_show": "Parameters", "code_prompt_hide": "Hide parameters"}
 profile: str = ""  # "fast", "reference" or "paper"; empty: $RANKBOOK_PROFILE, else "fast"
 alphas: list = None  # initialization scales compared with Algorithm 1; None: the profile's theory_alphas
 seed: int = None  # data/teacher/init seed; None: the profile's
@@ -71,7 +71,7 @@ if importlib.util.find_spec("rankbook") is None:
     _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Imports and settings"}
 import numpy as np
 
 from rankbook.analysis import claims

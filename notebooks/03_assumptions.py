@@ -47,7 +47,7 @@
 #   compared with this build at the end of the page.
 # ```
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] mystnb={"code_prompt_show": "Parameters", "code_prompt_hide": "Hide parameters"}
 profile: str = ""  # "fast", "reference" or "paper"; empty: $RANKBOOK_PROFILE, else "fast"
 alpha: float = None  # initialization scale of the perturbation experiments; None: the profile's (1e-32)
 seed: int = None  # data/teacher/init/noise seed; None: the profile's
@@ -64,7 +64,7 @@ if importlib.util.find_spec("rankbook") is None:
     _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Imports and settings"}
 import numpy as np
 
 from rankbook.analysis import claims

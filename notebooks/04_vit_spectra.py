@@ -55,7 +55,7 @@
 # The warmup-then-cosine schedule is our reading of the paper's "cyclic
 # learning rate decay with a linear warmup" (one cycle).
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] mystnb={"code_prompt_show": "Parameters", "code_prompt_hide": "Hide parameters"}
 profile: str = ""  # "fast" (CPU, minutes), "reference" or "paper"; empty: $RANKBOOK_PROFILE, else "fast"
 dataset: str = ""  # "cifar10", "cifar100" or "imagenet"; empty: the profile's first data set (CIFAR-10)
 epochs: int = None  # override the profile's training epochs
@@ -74,7 +74,7 @@ if importlib.util.find_spec("rankbook") is None:
     _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Imports and settings"}
 from rankbook.analysis import claims, report, transient, trend
 from rankbook.book.glue import glue
 from rankbook.book.source import show_source

@@ -55,7 +55,7 @@
 # stored, and says how many). The paper does not list its scale values or
 # its seeds; the profiles sweep 1, 0.1, 0.03 and 0.01.
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] mystnb={"code_prompt_show": "Parameters", "code_prompt_hide": "Hide parameters"}
 profile: str = ""  # "fast" (CPU, minutes), "reference" or "paper"; empty: $RANKBOOK_PROFILE, else "fast"
 dataset: str = ""  # "cifar10", "cifar100" or "imagenet"; empty: the profile's first data set (CIFAR-10)
 init_scales: list = None  # override the swept init scales, e.g. [1.0, 0.1, 0.01]
@@ -73,7 +73,7 @@ if importlib.util.find_spec("rankbook") is None:
     _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Imports and settings"}
 from IPython.display import display
 
 from rankbook.analysis import claims, scales

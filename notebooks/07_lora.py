@@ -37,7 +37,7 @@
 # that recover 95% and 99% of the gap between rank 0 and the trained model
 # (`rankbook.analysis.truncation`).
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] mystnb={"code_prompt_show": "Parameters", "code_prompt_hide": "Hide parameters"}
 profile: str = ""  # "fast" (CPU, minutes), "reference" or "paper"; empty: $RANKBOOK_PROFILE, else "fast"
 null_seeds: int = 0  # random rank-r updates drawn per rank for the null; 0: the profile's
 lora_ranks: str = ""  # comma-separated ranks of the LoRA adapters trained from init; empty: the profile's
@@ -54,7 +54,7 @@ if importlib.util.find_spec("rankbook") is None:
     _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Imports and settings"}
 from rankbook.analysis import claims, report, truncation
 from rankbook.book.glue import glue
 from rankbook.book.source import show_source

@@ -75,3 +75,47 @@ def test_notebooks_define_no_functions_or_classes(source):
             defined = [n.name for n in ast.walk(ast.parse(code))
                        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
             assert not defined, f"{source.name} defines {defined} in a cell: move them into rankbook/"
+
+
+#: the labels of a chapter's first folded cells on the site (myst-nb's per-cell ``code_prompt_show``)
+FIRST_CELL_LABELS = {"parameters": "Parameters", "imports": "Imports and settings"}
+
+
+def _first_cell_labels(path):
+    """(label of the parameters cell, label of the first hide-input code cell after it) of a notebook."""
+    cells = [c for c in jupytext.read(path).cells if c.cell_type == "code"]
+    params = next((i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])), None)
+    assert params is not None, f"{path.name} has no parameters cell"
+    label = lambda c: c.metadata.get("mystnb", {}).get("code_prompt_show")  # noqa: E731
+    folded = next((c for c in cells[params + 1:] if "hide-input" in c.metadata.get("tags", [])), None)
+    return label(cells[params]), (label(folded) if folded is not None else FIRST_CELL_LABELS["imports"])
+
+
+@pytest.mark.parametrize("source", SOURCES + [paths.REPO_ROOT / "notebooks" / "_template.py"],
+                         ids=lambda p: p.stem)
+def test_first_cells_are_labelled_parameters_and_imports(source):
+    """Every page opens with two folded cells: they read "Parameters" and "Imports and settings", not two
+    unlabelled "Show code cell source" expanders. Label a cell in its jupytext header:
+    ``# %% tags=["hide-input"] mystnb={"code_prompt_show": "Imports and settings"}``."""
+    params, imports = _first_cell_labels(source)
+    assert params == FIRST_CELL_LABELS["parameters"], f"{source.name}: parameters cell labelled {params!r}"
+    assert imports == FIRST_CELL_LABELS["imports"], f"{source.name}: first folded cell labelled {imports!r}"
+
+
+def test_numbered_chapters_get_their_own_numbers():
+    """The toc's numbered parts number chapters in order (Sphinx continues across parts); each numbered
+    notebook's number must be its NN, so its figures read Fig. NN.k (chapter 04's are Fig. 4.1, 4.2...)."""
+    toc = yaml.safe_load((paths.REPO_ROOT / "_toc.yml").read_text())
+    number = 0
+    for part in toc["parts"]:
+        for chapter in part["chapters"]:
+            stem = chapter["file"].rsplit("/", 1)[-1]
+            in_notebooks = chapter["file"].startswith("notebooks/")
+            chapter_nn = in_notebooks and stem[:2].isdigit() and 1 <= int(stem[:2]) <= 89
+            if not part.get("numbered"):
+                # an unnumbered page numbers its figures 1, 2, ... across the book: the paper's numbers
+                assert not chapter_nn, f"{chapter['file']} is a chapter in a part without `numbered: 1`"
+                continue
+            number += 1
+            assert chapter_nn and int(stem[:2]) == number, \
+                f"{chapter['file']} is numbered {number} by the toc: reorder _toc.yml or rename the notebook"
