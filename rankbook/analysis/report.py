@@ -90,8 +90,8 @@ def spectrum_numbers(result) -> dict[str, str]:
 
 
 def model_name(result) -> str:
-    """How a claim row names the model of a run: "ViT" or "language model" (from the run's config)."""
-    return "ViT" if result.config.get("kind") == "vit" else "language model"
+    """How a claim row names the model of a run: "ViT" or "Language model" (from the run's config)."""
+    return "ViT" if result.config.get("kind") == "vit" else "Language model"
 
 
 def spectrum_claim(result, tier: str, chapter: str) -> dict[str, str]:
