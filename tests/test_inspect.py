@@ -265,17 +265,13 @@ def test_torch_multihead_attention_in_proj():
     check_model(mha, lambda: [m(x, x, x, need_weights=True, average_attn_weights=False) for m in mha])
 
 
-def test_torch_multihead_attention_separate_projections():
-    # kdim given: torch keeps q/k/v_proj_weight apart (equal sizes, so still self-attention)
-    mha = randomize(
-        nn.ModuleList([nn.MultiheadAttention(D, HEADS, batch_first=True, kdim=D, vdim=D) for _ in range(2)])
-    )
-    mha[0]._qkv_same_embed_dim = mha[1]._qkv_same_embed_dim = False
-    for m in mha:
-        if m.in_proj_weight is not None:  # same dims: rebuild the separate weights torch would hold
-            pytest.skip("this torch fuses equal kdim/vdim")
-    x = torch.randn(2, 6, D)
-    check_model(mha, lambda: [m(x, x, x, need_weights=True, average_attn_weights=False) for m in mha])
+def test_torch_multihead_attention_separate_projections_are_cross_attention():
+    # torch keeps q/k/v_proj_weight apart only when kdim/vdim differ from embed_dim: the layout reads them
+    # and refuses, because W_K W_Q^T is then not a bilinear form of one token stream
+    mha = nn.MultiheadAttention(D, HEADS, batch_first=True, kdim=D + 8, vdim=D + 8)
+    assert mha.in_proj_weight is None and mha.q_proj_weight is not None
+    with pytest.raises(layouts.UnsupportedModelError, match="cross-attention"):
+        list(layouts.layers(mha))
 
 
 def test_torch_transformer_encoder_layer():

@@ -231,3 +231,49 @@ def format_table(result: Comparison) -> str:
     else:
         lines.append("W_K W_Q^T and W_V W_O^T leave out: nothing of these modules but the output bias b_O")
     return "\n".join(lines)
+
+
+def from_json(data: dict[str, Any]) -> Comparison:
+    """A :class:`Comparison` back from the command's ``--json`` (for figures and numbers in a chapter)."""
+    return Comparison(heads=data["heads"], layers=data["modules"], layouts=data["layouts"],
+                      leaves_out=data["leaves_out"], null=data["null"], seconds=data["seconds"],
+                      shape=data["shape"])
+
+
+def max_difference(a: Comparison, b: Comparison) -> float:
+    """Largest difference of any singular value of any head's Δ between two comparisons of one model."""
+    keys = [(h["layer"], h["head"], h["kind"]) for h in a.heads]
+    if keys != [(h["layer"], h["head"], h["kind"]) for h in b.heads]:
+        raise ValueError("the two comparisons do not have the same layers and heads")
+    return max(max(abs(u - v) for u, v in zip(x["singular_values"], y["singular_values"]))
+               for x, y in zip(a.heads, b.heads))
+
+
+def difference_from_stored(result: Comparison, arrays: dict[str, Any]) -> float:
+    """Largest difference between ``result``'s Δ singular values and a stored run's final ``delta_qk`` /
+    ``delta_vo`` (``[steps, layers, heads, 2·d_head]``), the numbers the book's tracker recorded."""
+    worst = 0.0
+    for h in result.heads:
+        stored = arrays[f"delta_{h['kind']}"][-1][h["layer"], h["head"]]
+        worst = max(worst, max(abs(float(u) - v) for u, v in zip(stored, h["singular_values"])))
+    return worst
+
+
+def numbers(result: Comparison) -> dict[str, str]:
+    """Text for a chapter's prose: stable rank of Δ over every head (mean ± std), per kind, and the null."""
+    out: dict[str, str] = {}
+    for kind in KINDS:
+        ranks = result.stable_ranks(kind).flatten()
+        ranks = ranks[~ranks.isnan()]
+        out[f"{kind}_rank"] = f"{float(ranks.mean()):.2f} ± {float(ranks.std()):.2f}"
+        top1 = torch.tensor([h["energy_top"]["1"] for h in result.heads
+                             if h["kind"] == kind and h["energy_top"]["1"] is not None])
+        out[f"{kind}_top1"] = f"{100 * float(top1.mean()):.0f}%"
+        prod = result.stable_ranks(kind, "product_stable_rank_after").flatten()
+        out[f"{kind}_product_rank"] = f"{float(prod.nanmean()):.2f}"
+    ref = next(iter(result.null.values()))
+    out["null_rank"] = f"{ref['stable_rank_mean']:.2f} ± {ref['stable_rank_std']:.2f}"
+    out["null_top1"] = f"{100 * ref['energy_top_1']:.0f}%"
+    out["heads"] = str(len(result.heads) // len(KINDS))
+    out["seconds"] = f"{result.seconds:.2f} s"
+    return out

@@ -394,3 +394,20 @@ def layers(model: nn.Module) -> Iterator[tuple[str, HeadWeights]]:
         raise UnsupportedModelError(
             f"no attention module of a known layout in {type(model).__name__}.\n{supported()}"
         )
+
+
+#: the test of tests/test_inspect.py that pins each layout against its library's logits and outputs
+PINNED_BY = {
+    "rankbook": "test_rankbook_models",
+    "bert": "test_hf_bert, test_planted_update_is_recovered_in_its_head_only[bert]",
+    "llama": "test_hf_llama_grouped_query_attention, test_hf_vit, test_planted_update_…[llama]",
+    "gpt2": "test_hf_gpt2_conv1d_fused, test_planted_update_…[gpt2], test_command_on_two_hf_folders",
+    "timm": "test_timm_vit_fused_qkv, test_planted_update_…[timm]",
+    "torch-mha": "test_torch_multihead_attention_in_proj, test_torch_transformer_encoder_layer",
+}
+
+
+def layout_rows() -> list[dict[str, str]]:
+    """One row per supported layout: its name, what it reads, the test that pins it (for chapter 09)."""
+    return [{"layout": layout.name, "reads": layout.reads, "pinned by (tests/test_inspect.py)":
+             PINNED_BY[layout.name]} for layout in LAYOUTS]
