@@ -1,15 +1,23 @@
 """Benchmark of the toy model's solvers (prints; not a timed test).
 
-1. Same stage-time accuracy at α = 1e-8: vector-field evaluations and wall time of the
-   adaptive log-coordinate gradient flow vs fixed-step gradient descent, and their ratio.
-   Accuracy = max over the teacher's coordinates of |onset − reference onset| / reference onset,
-   onsets measured as |u_i v_i| ≥ 1e-2, the reference a log-coordinate flow at rtol 1e-10.
-2. Cost against α: evaluations of the log-coordinate flow and of a plain θ-coordinate
-   adaptive solver (RK45) at α = 1e-4 and 1e-32, same rescaled horizon.
-3. Cost of one evaluation: hand-derived gradient vs torch autograd (diagonal and full head).
+All on the same problem: the toy diagonal head (``fast`` profile, ``--n-samples`` sequences), horizon τ = 0.9.
+Stage-time accuracy = max over the teacher's coordinates of |onset − reference onset| / reference onset,
+onsets at |u_i v_i| ≥ 1e-2, the reference a log-coordinate Radau flow at rtol 1e-10.
 
---quick (default without CUDA): 50 training sequences, about a minute on two CPU cores;
---full: the paper's 1000 (GD then needs ~55k steps: minutes).
+1. Equal stage-time accuracy (≤ --target) at α = 1e-8 and 1e-32: evaluations of the event method (plateaus
+   skipped, ROS2 through the jumps) against fixed-step gradient descent, and their ratio. Each method takes
+   the first setting of its grid (rtol, lr: coarse to fine) that reaches the target. GD runs whose estimated
+   time would pass the budget (--gd-budget-s: 30 s with --quick, 30 min with --full) are not run: the
+   evaluations GD needs are then extrapolated from its finest run (its error is first order in lr), and the
+   output says so.
+2. Cost against α: evaluations of the event method at its default tolerance, α = 1e-4 … 1e-128, and of the
+   plain Radau flow (the default before) at 1e-4 and 1e-32.
+3. One evaluation (loss + gradient): hand-derived NumPy vs torch autograd, one thread.
+4. Solvers on one problem (α = 1e-32): Radau, BDF, LSODA (capped steps, as before), and the event method
+   with ROS2 / Radau / BDF inside: evaluations, wall time, stage-time error, largest loss rise above 1e-22.
+
+--quick (default without CUDA): 50 training sequences, ~2 minutes on two CPU cores;
+--full: the paper's 1000 and the GD runs at 1e-32 measured unless one would take > 30 minutes.
 
 Usage: python benchmarks/toy_solver.py [--quick|--full] [--out PATH] [--n-samples N] [--target REL]
 """
@@ -29,6 +37,8 @@ from rankbook.theory import descent, flow, toy
 from rankbook.theory.diagonal import single_thread_blas
 
 HORIZON_TAU = 0.9  # all of the toy teacher's stages end before τ ≈ 0.8 (see chapter 01)
+FLOW_RTOLS = (1e-2, 1e-3, 1e-4, 1e-5)
+GD_LRS = (0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4)
 
 
 def stage_error(traj: flow.Trajectory, coords: np.ndarray, reference: np.ndarray) -> float:
@@ -36,42 +46,59 @@ def stage_error(traj: flow.Trajectory, coords: np.ndarray, reference: np.ndarray
     return float(np.max(np.abs(onsets - reference) / reference))
 
 
-def accuracy_race(net, settings, alpha: float, target: float, n_record: int) -> dict:
+def _reference(net, settings, alpha: float, n_record: int):
     u0, v0 = toy.diagonal_init(settings, alpha)
     times = flow.record_times(alpha, HORIZON_TAU, n_record)
     coords = np.flatnonzero(toy.teacher(settings).beta)
-    reference = flow.log_flow(net, u0, v0, alpha, times, rtol=1e-10, atol=1e-10, record_loss=False)
-    ref_onsets = flow.activation_times(reference, 1e-2)[coords]
+    reference = flow.log_flow(net, u0, v0, alpha, times, method="Radau", rtol=1e-10, atol=1e-10,
+                              record_loss=False)
+    return u0, v0, times, coords, flow.activation_times(reference, 1e-2)[coords], reference.n_evals
+
+
+def accuracy_race(net, settings, alpha: float, target: float, n_record: int, gd_budget_s: float) -> dict:
+    u0, v0, times, coords, ref_onsets, ref_evals = _reference(net, settings, alpha, n_record)
     flow_trials, gd_trials = [], []
-    for rtol in (1e-3, 1e-4, 1e-5, 1e-6, 1e-7):
-        traj = flow.log_flow(net, u0, v0, alpha, times, rtol=rtol, atol=rtol, record_loss=False)
+    for rtol in FLOW_RTOLS:
+        traj = flow.log_flow(net, u0, v0, alpha, times, method="events-ROS2", rtol=rtol,
+                             atol=rtol, record_loss=False)
         flow_trials.append({"rtol": rtol, "evaluations": traj.n_evals, "wall_s": traj.wall_s,
                             "max_rel_error": stage_error(traj, coords, ref_onsets)})
-        print(f"  log-flow rtol {rtol:g}: {traj.n_evals} evaluations, {traj.wall_s:.2f} s, "
+        print(f"  α = {alpha:g} events rtol {rtol:g}: {traj.n_evals} evaluations, {traj.wall_s:.2f} s, "
               f"error {flow_trials[-1]['max_rel_error']:.2e}")
         if flow_trials[-1]["max_rel_error"] <= target:
             break
     theta0 = np.concatenate([u0, v0])
-    for lr in (0.03, 0.01, 3e-3, 1e-3, 3e-4):
+    seconds_per_eval, spent = None, 0.0
+    skipped = []
+    for lr in GD_LRS:
+        steps = int(round(times[-1] / lr)) + 1
+        if seconds_per_eval is not None and spent + steps * seconds_per_eval > gd_budget_s:
+            skipped.append({"lr": lr, "evaluations": steps, "estimated_s": steps * seconds_per_eval})
+            print(f"  α = {alpha:g} GD lr {lr:g}: not run ({steps} steps, ~{steps * seconds_per_eval:.0f} s "
+                  f"estimated, past the {gd_budget_s:g} s budget)")
+            break
         traj = descent.gradient_descent(net.loss_and_grad, theta0, alpha, lr, times)
+        spent += traj.wall_s
+        seconds_per_eval = traj.wall_s / traj.n_evals
         gd_trials.append({"lr": lr, "evaluations": traj.n_evals, "wall_s": traj.wall_s,
                           "max_rel_error": stage_error(traj, coords, ref_onsets)})
-        print(f"  GD lr {lr:g}: {traj.n_evals} evaluations, {traj.wall_s:.2f} s, "
+        print(f"  α = {alpha:g} GD lr {lr:g}: {traj.n_evals} evaluations, {traj.wall_s:.2f} s, "
               f"error {gd_trials[-1]['max_rel_error']:.2e}")
         if gd_trials[-1]["max_rel_error"] <= target:
             break
     best_flow = next((t for t in flow_trials if t["max_rel_error"] <= target), None)
     best_gd = next((t for t in gd_trials if t["max_rel_error"] <= target), None)
-    out = {"alpha": alpha, "target_max_rel_error": target, "reference_evaluations": reference.n_evals,
-           "flow_trials": flow_trials, "gd_trials": gd_trials, "flow": best_flow, "gd": best_gd}
+    out = {"alpha": alpha, "target_max_rel_error": target, "reference_evaluations": ref_evals,
+           "flow_trials": flow_trials, "gd_trials": gd_trials, "gd_not_run": skipped, "flow": best_flow,
+           "gd": best_gd, "gd_extrapolated": False}
     if best_flow and best_gd:
-        out["evaluation_ratio"] = best_gd["evaluations"] / best_flow["evaluations"]
-        out["wall_ratio"] = best_gd["wall_s"] / best_flow["wall_s"]
-    elif best_flow:  # GD error is first order in lr: extrapolate from the smallest lr tried, and say so
+        out["gd_evaluations"] = best_gd["evaluations"]
+    elif best_flow and gd_trials:  # GD's error is first order in lr: the lr it needs, from its finest run
         last = gd_trials[-1]
-        needed = last["evaluations"] * last["max_rel_error"] / target
-        out["gd_extrapolated_evaluations"] = needed
-        out["evaluation_ratio_extrapolated"] = needed / best_flow["evaluations"]
+        out["gd_evaluations"] = last["evaluations"] * last["max_rel_error"] / target
+        out["gd_extrapolated"] = True
+    if best_flow and "gd_evaluations" in out:
+        out["evaluation_ratio"] = out["gd_evaluations"] / best_flow["evaluations"]
     return out
 
 
@@ -80,14 +107,19 @@ def cost_against_alpha(net, settings, alphas, n_record: int) -> list[dict]:
     for alpha in alphas:
         u0, v0 = toy.diagonal_init(settings, alpha)
         times = flow.record_times(alpha, HORIZON_TAU, n_record)
-        log_run = flow.log_flow(net, u0, v0, alpha, times, record_loss=False)
-        theta_run = flow.theta_flow(net.loss_and_grad, np.concatenate([u0, v0]), alpha, times, rtol=1e-6,
-                                    atol=1e-12 * alpha ** 2)
-        rows.append({"alpha": alpha, "log(1/alpha)": flow.log_inverse(alpha),
-                     "log_flow_evaluations": log_run.n_evals, "log_flow_wall_s": log_run.wall_s,
-                     "theta_flow_rk45_evaluations": theta_run.n_evals, "theta_flow_wall_s": theta_run.wall_s})
-        print(f"  α = {alpha:g}: log-flow {log_run.n_evals} evaluations ({log_run.wall_s:.2f} s), "
-              f"θ-flow RK45 {theta_run.n_evals} ({theta_run.wall_s:.2f} s)")
+        run = flow.log_flow(net, u0, v0, alpha, times, record_loss=False)
+        row = {"alpha": alpha, "log(1/alpha)": flow.log_inverse(alpha), "events_evaluations": run.n_evals,
+               "events_wall_s": run.wall_s, "plateaus_skipped": len(run.skips),
+               "learned": int((np.abs(run.beta[-1]) > 1e-2).sum())}
+        line = (f"  α = {alpha:g}: events {run.n_evals} evaluations ({run.wall_s:.2f} s, {len(run.skips)} "
+                f"plateaus skipped, {row['learned']} coordinates learned)")
+        if alpha in (1e-4, 1e-32):
+            old = flow.log_flow(net, u0, v0, alpha, times, method="Radau", rtol=1e-6, atol=1e-6,
+                                record_loss=False)
+            row["radau_evaluations"] = old.n_evals
+            line += f"; plain Radau (rtol 1e-6, steps ≤ 0.01 τ) {old.n_evals}"
+        rows.append(row)
+        print(line)
     return rows
 
 
@@ -130,38 +162,78 @@ def evaluation_cost(settings, repeats: int = 30) -> dict:
     return out
 
 
+SOLVER_RUNS = (("Radau", 1e-6), ("BDF", 1e-6), ("LSODA", 1e-6), ("events", 1e-5), ("events", 1e-3),
+               ("events-BDF", 1e-4), ("events-ROS2", 1e-2), ("events-ROS2", 1e-3))
+
+
+def solver_comparison(net, settings, alpha: float, n_record: int) -> list[dict]:
+    u0, v0, times, coords, ref_onsets, _ = _reference(net, settings, alpha, n_record)
+    rows = []
+    for method, rtol in SOLVER_RUNS:
+        try:
+            run = flow.log_flow(net, u0, v0, alpha, times, method=method, rtol=rtol, atol=rtol)
+        except RuntimeError as err:
+            rows.append({"method": method, "rtol": rtol, "failed": str(err)})
+            print(f"  {method:13s} rtol {rtol:g}: failed ({err})")
+            continue
+        row = {"method": method, "rtol": rtol, "evaluations": run.n_evals, "wall_s": run.wall_s,
+               "max_rel_error": stage_error(run, coords, ref_onsets),
+               "largest_loss_rise": descent.largest_loss_rise(run, flow.ROUNDING_FLOOR)}
+        rows.append(row)
+        print(f"  {method:13s} rtol {rtol:g}: {run.n_evals:5d} evaluations, {run.wall_s:5.2f} s, stage-time "
+              f"error {row['max_rel_error']:.1e}, largest loss rise above {flow.ROUNDING_FLOOR:g}: "
+              f"{max(row['largest_loss_rise'], 0.0):.1e}")
+    return rows
+
+
 def main(argv=None) -> dict:
     parser = benchmarking.parser("toy_solver", __doc__)
     parser.add_argument("--n-samples", type=int, default=None,
                         help="training sequences (default: 50 with --quick, the paper's 1000 with --full)")
     parser.add_argument("--target", type=float, default=1e-3, help="max relative stage-time error to reach")
     parser.add_argument("--n-record", type=int, default=3000, help="recorded points (stage-time resolution)")
+    parser.add_argument("--gd-budget-s", type=float, default=None,
+                        help="seconds of GD per α past which GD is extrapolated (30 quick, 1800 full)")
     args = parser.parse_args(argv)
     _, quick = benchmarking.resolve(args)  # the toy solvers run on the CPU whatever the device
     args.n_samples = args.n_samples or (50 if quick else 1000)
+    budget = args.gd_budget_s if args.gd_budget_s is not None else (30.0 if quick else 1800.0)
     settings = profiles.select(PROFILES, "fast", n_samples=args.n_samples)
     net = toy.diagonal_head(settings)
     print(f"toy head: {toy.describe(settings, 'fast')}")
-    print(f"1. same stage-time accuracy (max rel. error ≤ {args.target:g}) at α = 1e-8")
-    race = accuracy_race(net, settings, 1e-8, args.target, args.n_record)
-    if "evaluation_ratio" in race:
-        print(f"   → log-flow {race['flow']['evaluations']} vs GD {race['gd']['evaluations']} evaluations: "
-              f"{race['evaluation_ratio']:.0f}× fewer; wall {race['flow']['wall_s']:.2f} s vs "
-              f"{race['gd']['wall_s']:.2f} s ({race['wall_ratio']:.0f}×)")
-    elif "evaluation_ratio_extrapolated" in race:
-        print("   → GD did not reach the target at the step sizes tried; extrapolating its first-order "
-              f"error: ~{race['gd_extrapolated_evaluations']:.0f} evaluations, "
-              f"{race['evaluation_ratio_extrapolated']:.0f}× the log-flow's")
-    print("2. cost against α (horizon τ = 0.9)")
-    by_alpha = cost_against_alpha(net, settings, (1e-4, 1e-32), args.n_record // 10)
+    print(f"1. equal stage-time accuracy (max rel. error ≤ {args.target:g}): event method vs GD")
+    races = {alpha: accuracy_race(net, settings, alpha, args.target, args.n_record, budget)
+             for alpha in (1e-8, 1e-32)}
+    print("2. cost against α (event method, default rtol; horizon τ = 0.9)")
+    by_alpha = cost_against_alpha(net, settings, (1e-4, 1e-8, 1e-32, 1e-64, 1e-128), args.n_record // 10)
     print("3. one evaluation (loss + gradient), median ms, one thread")
     cost = evaluation_cost(settings)
-    print(f"   diagonal: hand {cost['diagonal_hand_ms']:.2f} ms, autograd "
-          f"{cost['diagonal_autograd_ms']:.2f} ms ({cost['diagonal_speedup']:.1f}×); "
-          f"full: hand {cost['full_hand_ms']:.2f} ms, autograd "
-          f"{cost['full_autograd_ms']:.2f} ms ({cost['full_speedup']:.1f}×)")
-    result = {"mode": "quick" if quick else "full", "settings": settings.as_dict(), "accuracy_race": race,
-              "cost_against_alpha": by_alpha, "evaluation_cost_ms": cost}
+    print("4. solvers at α = 1e-32, same problem and records")
+    solvers = solver_comparison(net, settings, 1e-32, args.n_record // 10)
+    evals = {row["alpha"]: row["events_evaluations"] for row in by_alpha}
+    print("\nsummary")
+    for alpha, race in races.items():
+        if "evaluation_ratio" in race:
+            how = ("extrapolated from its finest run: a run would pass the budget" if race["gd_extrapolated"]
+                   else "measured")
+            print(f"  α = {alpha:g}: events {race['flow']['evaluations']} (rtol {race['flow']['rtol']:g}) vs "
+                  f"GD {race['gd_evaluations']:.0f} evaluations ({how}): "
+                  f"{race['evaluation_ratio']:.0f}× fewer")
+        else:
+            print(f"  α = {alpha:g}: a method did not reach the target: {race}")
+    print(f"  cost growth α = 1e-4 → 1e-32: {evals[1e-4]} → {evals[1e-32]} evaluations "
+          f"(×{evals[1e-32] / evals[1e-4]:.2f}); 1e-64: {evals[1e-64]}, 1e-128: {evals[1e-128]}")
+    print(f"  one evaluation: diagonal hand {cost['diagonal_hand_ms']:.2f} ms vs autograd "
+          f"{cost['diagonal_autograd_ms']:.2f} ms ({cost['diagonal_speedup']:.1f}×); full hand "
+          f"{cost['full_hand_ms']:.2f} ms vs autograd {cost['full_autograd_ms']:.2f} ms "
+          f"({cost['full_speedup']:.1f}×)")
+    print("  solvers at α = 1e-32 (evaluations / stage-time error / largest loss rise): " + "; ".join(
+        f"{r['method']} {r['rtol']:g}: " + ("failed" if "failed" in r else
+                                            f"{r['evaluations']} / {r['max_rel_error']:.0e} / "
+                                            f"{max(r['largest_loss_rise'], 0.0):.0e}") for r in solvers))
+    result = {"mode": "quick" if quick else "full", "settings": settings.as_dict(),
+              "accuracy_race": {f"{a:g}": r for a, r in races.items()}, "cost_against_alpha": by_alpha,
+              "evaluation_cost_ms": cost, "solver_comparison": solvers}
     atomic.write_json(args.out, result)
     print(f"wrote {args.out}")
     return result

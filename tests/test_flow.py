@@ -119,3 +119,53 @@ def test_log_flow_on_toy_head_at_tiny_alpha_learns_every_teacher_coordinate():
     assert np.isfinite(traj.theta).all()
     learned = np.flatnonzero(np.abs(traj.beta[-1]) > 1e-2)
     np.testing.assert_array_equal(learned, np.flatnonzero(toy.teacher(settings).beta))
+
+
+def test_plateau_escape_time_is_where_the_product_reaches_the_level():
+    """The predicted escape: z_i + g_i Δ puts u_i v_i exactly at ±level (both signs, c of either sign)."""
+    c = np.array([1e-20, -3e-18, 2e-24, 0.5])
+    z = np.log(np.array([2e-10, 1e-9, 3e-12, 1.0]))
+    g = np.array([0.4, -0.25, 0.1, 0.0])
+    beta0 = diagonal.product_from_log_w(z, c)
+    dt, first, inactive = flow.plateau_escape(z, c, g, level=1e-5, g_tol=1e-9)
+    np.testing.assert_array_equal(inactive, [True, True, True, False])
+    times = [(flow._escape_log_w(c[i:i + 1], np.sign(g[i:i + 1]), 1e-5)[0] - z[i]) / g[i] for i in range(3)]
+    assert first == int(np.argmin(times)) and dt == pytest.approx(min(times))
+    for i in range(3):
+        beta = diagonal.product_from_log_w(z + g * times[i], c)[i]
+        assert beta == pytest.approx(np.sign(g[i]) * 1e-5, rel=1e-9) and abs(beta0[i]) < 1e-5
+    g_off = g.copy()
+    g_off[3] = 1e-3  # an active coordinate still moving: not a plateau
+    assert flow.plateau_escape(z, c, g_off, level=1e-5, g_tol=1e-9) is None
+
+
+@pytest.mark.parametrize("method", ["events", "events-ROS2"])
+def test_event_method_matches_the_radau_flow(small_head, method):
+    alpha = 1e-12
+    u0, v0 = _init(small_head.p, alpha)
+    times = flow.record_times(alpha, 1.5, 600)
+    ref = flow.log_flow(small_head, u0, v0, alpha, times, method="Radau", rtol=1e-10, atol=1e-10)
+    fast = flow.log_flow(small_head, u0, v0, alpha, times, method=method, rtol=1e-5, atol=1e-5)
+    assert len(fast.skips) >= 2  # it did skip plateaus
+    on_ref, on_fast = flow.activation_times(ref, 1e-2), flow.activation_times(fast, 1e-2)
+    learned = ~np.isnan(on_ref)
+    assert learned.sum() >= 2
+    np.testing.assert_array_equal(~np.isnan(on_fast), learned)
+    np.testing.assert_allclose(on_fast[learned], on_ref[learned], rtol=2e-3)
+    np.testing.assert_allclose(fast.beta[-1], ref.beta[-1], atol=1e-4)
+    assert fast.n_evals < 0.5 * ref.n_evals
+
+
+def test_event_method_cost_is_flat_in_log_inverse_alpha(small_head):
+    """Issue 23: ≤ ×1.2 in evaluations from α = 1e-4 to 1e-32; 1e-64 and 1e-128 run in float64 log-coords."""
+    counts, final = {}, {}
+    for alpha in (1e-4, 1e-32, 1e-64, 1e-128):
+        u0, v0 = _init(small_head.p, alpha)
+        traj = flow.log_flow(small_head, u0, v0, alpha, flow.record_times(alpha, 1.5, 200), record_loss=False)
+        assert np.isfinite(traj.log_w).all()
+        counts[alpha], final[alpha] = traj.n_evals, traj.beta[-1]
+    assert counts[1e-32] <= 1.2 * counts[1e-4], counts
+    assert max(counts.values()) <= 1.5 * counts[1e-4], counts
+    for alpha in (1e-64, 1e-128):  # the same coordinates learned, to the same values
+        np.testing.assert_allclose(final[alpha], final[1e-32], atol=1e-3)
+    assert np.abs(final[1e-32]).max() > 0.5

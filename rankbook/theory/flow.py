@@ -21,7 +21,7 @@ import time
 from typing import Callable
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy.integrate import BDF, Radau, solve_ivp
 
 from rankbook.theory.diagonal import (
     DiagonalNetwork,
@@ -59,6 +59,8 @@ class Trajectory:
     log_w: np.ndarray | None = None
     c: np.ndarray | None = None
     signs: np.ndarray | None = None
+    #: event method only: the plateaus it skipped (gradient-flow times), see :func:`plateau_escape`
+    skips: list | None = None
 
     @property
     def tau(self) -> np.ndarray:
@@ -83,6 +85,9 @@ def record_times(alpha: float, tau_max: float, n_record: int) -> np.ndarray:
     """Evenly spaced gradient-flow times covering rescaled times [0, tau_max]."""
     return np.linspace(0.0, tau_max * log_inverse(alpha), n_record)
 
+
+#: solvers of :func:`log_flow`: scipy's, and "events" (Radau through the jumps, plateaus skipped analytically)
+METHODS = ("events", "events-ROS2", "events-BDF", "Radau", "BDF", "LSODA", "RK45", "RK23", "DOP853")
 
 #: clip of z = log w inside the vector field: keeps a solver's trial points finite (never reached by the flow)
 _Z_RANGE = (-600.0, 50.0)
@@ -125,8 +130,297 @@ def _log_vector_field(net: DiagonalNetwork, c: np.ndarray, counter: list[int]):
     return rhs, jac
 
 
+def _rescaled_jacobian(net: DiagonalNetwork, c: np.ndarray, counter: list[int], refresh: float = 0.1,
+                       significant: float = 1e-3):
+    """A Jacobian of dz/dt that reuses ∂g/∂β: J = (∂g/∂β) diag(dβ/dz), the first factor finite-differenced.
+
+    In z = log w a jump is exponential: dβ_j/dz_j = (w_j² + c_j²/w_j²)/2 grows e-fold per unit of z, so a
+    Jacobian in z is stale after a few steps (Radau asked for one every step or two: ~1/4 of its cost at
+    α = 1e-32), while ∂g/∂β changes only as fast as β does. The columns of ∂g/∂β are recomputed
+    ((#active + 1) evaluations) only when an active β_j moved by more than ``refresh`` × max(1, |β|) since
+    they were taken, or a new coordinate became active; otherwise J is rescaled at no cost. Columns with
+    dβ_j/dz_j below ``significant`` × the largest are left out (they add no stiffness): at α = 0.1 every
+    coordinate is above 1e-6 × the largest, and refreshing all 100 columns each step cost 11,000 evaluations.
+    """
+    cache: dict = {"beta": None, "cols": np.array([], dtype=int), "h": None}
+
+    def g_of(beta):
+        counter[0] += 1
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = net.loss_and_g(beta)[1]
+        return np.where(np.isfinite(g), g, 1e10)
+
+    def jac(_t, z, fresh: bool = False):
+        z = np.clip(z, _Z_RANGE[0], _Z_RANGE[1])
+        w = np.exp(z)
+        slope = 0.5 * (w * w + (c / w) ** 2)
+        beta = product_from_log_w(z, c)
+        cols = np.flatnonzero(slope > significant * slope.max())
+        old = cache["beta"]
+        stale = (fresh or old is None or not np.isin(cols, cache["cols"]).all()
+                 or np.max(np.abs(beta[cols] - old[cols])) > refresh * max(1.0, np.max(np.abs(old[cols]))))
+        if stale:
+            base = g_of(beta)
+            h = np.zeros((z.size, cols.size))
+            for n, j in enumerate(cols):
+                step = 1e-7 * max(1.0, abs(beta[j]))
+                shifted = beta.copy()
+                shifted[j] += step
+                h[:, n] = (g_of(shifted) - base) / step
+            cache.update(beta=beta, cols=cols, h=h)
+        out = np.zeros((z.size, z.size))
+        keep = np.isin(cache["cols"], cols)
+        out[:, cache["cols"][keep]] = cache["h"][:, keep] * slope[cache["cols"][keep]]
+        return out
+
+    return jac
+
+
+#: |u_i v_i| below which a coordinate counts as inactive on a plateau (the event method): its feedback on g is
+#: ~ H δ (H the Hessian's scale), so holding g fixed while it grows to δ moves z by ~ H δ / (2 |g_i|)
+ESCAPE_LEVEL = 1e-5
+#: max |g_i| of the active coordinates (|u_i v_i| ≥ ESCAPE_LEVEL) to try a plateau skip: Newton steps on the
+#: active set then bring it to PLATEAU_G_TOL (its saddle) before the skip
+PLATEAU_G_LOOSE = 1e-2
+#: a coordinate this small beside the largest |u_i v_i| moves linearly too (its feedback: checked at landing)
+SMALL_BESIDE_LARGEST = 1e-4
+PLATEAU_G_TOL = 1e-9
+#: the event method's largest ODE step, in gradient-flow time t (not τ: a jump takes O(1) time whatever α is)
+EVENT_MAX_STEP = 2.0
+
+
+@dataclasses.dataclass
+class PlateauSkip:
+    """A plateau skipped by the event method: [start, end] in flow time t and the escaping coordinate."""
+
+    start: float
+    end: float
+    escaping: int  # -1: the skip ran to the end of the horizon (or was shortened by a correction)
+    corrections: int  # times the skip was halved because g at the landing point had moved
+    newton: int  # Newton steps that brought the active set to its saddle first
+
+
+def _escape_log_w(c: np.ndarray, sign: np.ndarray, level: float) -> np.ndarray:
+    """z = log w at which u⊙v = sign × level (β is increasing in z: β = (w² − c²/w²)/4)."""
+    root = np.hypot(2.0 * level, c)
+    with np.errstate(divide="ignore"):  # c = 0 exactly: w → 0 never makes β negative (z* = −∞)
+        low = np.log(np.abs(c)) - 0.5 * np.log(root + 2.0 * level)  # c² underflows at α = 1e-128: logs
+    return np.where(sign > 0, 0.5 * np.log(2.0 * level + root), low)
+
+
+def plateau_escape(z: np.ndarray, c: np.ndarray, g: np.ndarray, *, level: float = ESCAPE_LEVEL,
+                   g_tol: float = PLATEAU_G_TOL) -> tuple[float, int, np.ndarray] | None:
+    """On a plateau: (time until the first inactive coordinate escapes, its index, inactive mask); else None.
+
+    A plateau: every coordinate with |u_i v_i| ≥ ``level`` (the active set) has |g_i| ≤ ``g_tol`` (it sits at
+    its saddle). The others then feed back on g only at O(level), so g is constant and each inactive
+    z_i = log w_i moves linearly, z_i(t) = z_i + g_i t — what Algorithm 1's eq. (10) integrates (b^{k+1} =
+    b^k − g Δ). The escape of coordinate i is when |u_i v_i| reaches ``level`` in the direction of g_i.
+    """
+    size = np.abs(product_from_log_w(z, c))
+    # inactive: below the level, or negligible beside the largest (a stray coordinate decaying from a jump)
+    inactive = (size < level) | (size < SMALL_BESIDE_LARGEST * size.max())
+    if np.any(np.abs(g[~inactive]) > g_tol):
+        return None
+    moving = inactive & (np.abs(g) > 0)
+    times = np.full(z.size, np.inf)
+    target = _escape_log_w(c[moving], np.sign(g[moving]), level)
+    times[moving] = np.maximum((target - z[moving]) / g[moving], 0.0)
+    first = int(np.argmin(times))
+    return float(times[first]), (first if math.isfinite(times[first]) else -1), inactive
+
+
+def _to_saddle(rhs, jac, t: float, z: np.ndarray, g: np.ndarray, active: np.ndarray, g_tol: float,
+               max_newton: int = 4):
+    """Newton steps on the active coordinates (inactive ones held): (z, g, steps) at |g_A| ≤ g_tol, or None.
+
+    The saddle the flow relaxes to solves g_A(z_A) = 0; ``jac`` is ∂(dz/dt)/∂z. None when the steps do not
+    shrink |g_A| (not yet in the saddle's basin: the flow relaxes further first).
+    """
+    idx = np.flatnonzero(active)
+    if idx.size == 0:
+        return z, g, 0
+    block = jac(t, z, fresh=True)[np.ix_(idx, idx)]  # Newton needs the Jacobian here, not a rescaled one
+    residual = np.max(np.abs(g[idx]))
+    for step in range(max_newton + 1):
+        if residual <= g_tol:
+            return z, g, step
+        if step == max_newton:
+            return None
+        try:
+            delta = np.linalg.solve(block, -g[idx])
+        except np.linalg.LinAlgError:
+            return None
+        if not np.all(np.isfinite(delta)) or np.max(np.abs(delta)) > 1.0:
+            return None
+        trial = z.copy()
+        trial[idx] += delta
+        g_trial = rhs(t, trial)
+        new_residual = np.max(np.abs(g_trial[idx]))
+        if new_residual >= 0.5 * residual:
+            return None
+        z, g, residual = trial, g_trial, new_residual
+    return None
+
+
+class _Rosenbrock2:
+    """ROS2 (Verwer et al. 1999): a 2-stage, L-stable, linearly implicit method of order 2 for any W matrix.
+
+    Per step two evaluations, f(z_n) (also the plateau test's g) and f(z_n + h k1), and one LU of
+    W = I − γ h J; no Newton iterations (Radau: 3 evaluations per iteration, ≥ 2 iterations a step). Because
+    it is a W-method, J may be approximate: the rescaled ∂g/∂β Jacobian is refreshed only when stale.
+    The step is chosen from the embedded first-order solution z_n + h k1. Same interface as scipy's
+    OdeSolver where the event loop needs it (t, y, f, h_abs, J, status, step, dense_output).
+    """
+
+    GAMMA = 1.0 + 1.0 / math.sqrt(2.0)
+
+    def __init__(self, fun, t0, y0, t_bound, *, rtol, atol, jac, max_step, first_step=None):
+        self.fun, self.jac, self.rtol, self.atol, self.max_step = fun, jac, rtol, atol, max_step
+        self.t, self.y, self.t_bound = t0, np.asarray(y0, float), t_bound
+        self.f = fun(t0, self.y)
+        self.h_abs = min(first_step or 0.05, max_step)
+        self.status, self.J = "running", None
+        self._prev = None
+
+    def step(self):
+        from scipy.linalg import lu_factor, lu_solve
+
+        t, y, f = self.t, self.y, self.f
+        eye = np.eye(y.size)
+        while True:
+            h = min(self.h_abs, self.max_step, self.t_bound - t)
+            self.J = self.jac(t, y)
+            lu = lu_factor(eye - self.GAMMA * h * self.J)
+            k1 = lu_solve(lu, f)
+            k2 = lu_solve(lu, self.fun(t + h, y + h * k1) - 2.0 * k1)
+            y_new = y + h * (1.5 * k1 + 0.5 * k2)
+            # z = log w: an absolute error in z is a relative error in w, whatever |z| is (rtol × |z| would
+            # allow 0.15 at z = −150, a learned negative product at α = 1e-32, and the loss would rise)
+            scale = self.atol + self.rtol * np.minimum(1.0, np.maximum(np.abs(y), np.abs(y_new)))
+            err = math.sqrt(np.mean((0.5 * h * (k1 + k2) / scale) ** 2))
+            factor = min(5.0, max(0.2, 0.9 / math.sqrt(err))) if err > 0 else 5.0
+            if err <= 1.0 and np.all(np.isfinite(y_new)):
+                break
+            self.h_abs = h * min(factor, 0.5)
+        f_new = self.fun(t + h, y_new)
+        self._prev = (t, y, f, t + h, y_new, f_new)
+        self.t, self.y, self.f, self.h_abs = t + h, y_new, f_new, h * factor
+        if self.t >= self.t_bound:
+            self.status = "finished"
+        return None
+
+    @property
+    def direction(self):
+        return 1.0
+
+    def dense_output(self):
+        """Cubic Hermite interpolant on the last step (values and slopes at both ends)."""
+        t0, y0, f0, t1, y1, f1 = self._prev
+        h = t1 - t0
+
+        def at(t):
+            s = (t - t0) / h
+            h00, h10 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s
+            h01, h11 = -2 * s**3 + 3 * s**2, s**3 - s**2
+            return h00 * y0 + h10 * h * f0 + h01 * y1 + h11 * h * f1
+
+        return at
+
+
+def _event_integrate(rhs, jac, z0: np.ndarray, c: np.ndarray, t_eval: np.ndarray, *, rtol: float, atol: float,
+                     max_step: float, level: float, g_tol: float, skip_atol: float, inner: str = "Radau"):
+    """Records of z at ``t_eval``: an implicit solver through the jumps, plateaus skipped to their escape.
+
+    The solver (Radau, or BDF) runs until the active set (|u_i v_i| ≥ ``level``) has nearly stopped
+    (|g_i| ≤ PLATEAU_G_LOOSE); Newton steps then put it at its saddle (|g_i| ≤ ``g_tol``). The prediction:
+    the inactive coordinates move linearly to the first escape time (:func:`plateau_escape`), the active
+    ones stay. The correction: g at the landing point is evaluated (the next solver start needs it
+    anyway); if it moved enough that the linear move is off by more than ``skip_atol`` in z, the skip is
+    halved and tried again. Records inside a skip lie on the straight line, exactly as the move.
+    """
+    t_end = float(t_eval[-1])
+    records = np.empty((len(t_eval), z0.size))
+    k = 0
+    t, z = 0.0, np.asarray(z0, float).copy()
+    g = rhs(t, z)
+    first_step = 0.05  # gradient-flow time; an order below the jumps' O(1) duration
+    skips: list[PlateauSkip] = []
+
+    def try_skip(t, z, g):
+        """(z, g, newton, plateau) at the saddle when on a plateau long enough to skip, else None."""
+        loose = plateau_escape(z, c, g, level=level, g_tol=PLATEAU_G_LOOSE)
+        if loose is None or loose[0] <= max_step:
+            return None
+        polished = _to_saddle(rhs, jac, t, z, g, ~loose[2], g_tol)
+        if polished is None:
+            return None
+        z, g, newton = polished
+        plateau = plateau_escape(z, c, g, level=level, g_tol=g_tol)
+        return None if plateau is None or plateau[0] <= max_step else (z, g, newton, plateau)
+
+    ready = try_skip(t, z, g)
+    while t < t_end:
+        if ready is not None:
+            z, g, newton, (dt, first, inactive) = ready
+            ready = None
+            dt, corrections = min(dt, t_end - t), 0
+            move = np.where(inactive, g, 0.0)
+            rate = 2.0 * abs(g[first]) if first >= 0 else 0.0
+            while True:
+                z1 = z + move * dt
+                g1 = rhs(t + dt, z1)
+                # the drift of g comes from the escaping coordinate's exponential growth (rate 2|g_i|): its
+                # integral over the skip is ~ drift / rate, and at most drift × dt / 2 (a linear drift)
+                drift = np.max(np.abs(g1 - g)[inactive])
+                if drift * min(0.5 * dt, 1.0 / rate if rate > 0 else np.inf) <= skip_atol or dt <= max_step:
+                    break
+                dt, corrections = 0.5 * dt, corrections + 1
+            while k < len(t_eval) and t_eval[k] <= t + dt:
+                records[k] = z + move * (t_eval[k] - t)
+                k += 1
+            skips.append(PlateauSkip(t, t + dt, first if corrections == 0 and t + dt < t_end else -1,
+                                     corrections, newton))
+            t, z, g = t + dt, z1, g1
+            if t >= t_end:
+                break
+        known = [g]
+
+        def fun(tt, zz, known=known):  # the value at the start is known: the solver's first call is free
+            return known.pop() if known else rhs(tt, zz)
+
+        solver = {"Radau": Radau, "BDF": BDF, "ROS2": _Rosenbrock2}[inner](
+            fun, t, z, t_end, rtol=rtol, atol=atol, jac=jac, max_step=max_step, first_step=first_step)
+        while k < len(t_eval) and t_eval[k] <= t:
+            records[k] = z
+            k += 1
+        while solver.status == "running":
+            message = solver.step()
+            if solver.status == "failed":
+                raise RuntimeError(f"log-coordinate gradient flow ({inner} with events) failed at "
+                                   f"t = {solver.t:g}: {message}")
+            if k < len(t_eval) and t_eval[k] <= solver.t:
+                dense = solver.dense_output()
+                while k < len(t_eval) and t_eval[k] <= solver.t:
+                    records[k] = dense(t_eval[k])
+                    k += 1
+            # Radau keeps dz/dt at the accepted point; BDF's interpolant gives it to its order (enough for
+            # the loose test: the Newton steps and the skip then evaluate g exactly)
+            g = solver.D[1] / (solver.h_abs * solver.direction) if inner == "BDF" else solver.f
+            ready = try_skip(solver.t, solver.y, g) if solver.status == "running" else None
+            if ready is not None:
+                break
+        # a restart after the skip begins with the step the solver had reached (it ramps up from a guess ×10
+        # per step otherwise: three wasted steps per plateau)
+        t, z, first_step = solver.t, solver.y.copy(), min(max_step, max(solver.h_abs, 0.05))
+    while k < len(t_eval):
+        records[k] = z
+        k += 1
+    return records, skips
+
+
 def log_flow(net: DiagonalNetwork, u0: np.ndarray, v0: np.ndarray, alpha: float, t_eval: np.ndarray, *,
-             rtol: float = 1e-6, atol: float = 1e-6, method: str = "Radau", max_step_tau: float = 0.01,
+             rtol: float = 1e-6, atol: float = 1e-6, method: str = "events", max_step_tau: float = 0.01,
              record_loss: bool = True) -> Trajectory:
     """Gradient flow of a diagonal network, integrated in z = log(u + v) with scipy's adaptive solver.
 
@@ -155,29 +449,45 @@ def log_flow(net: DiagonalNetwork, u0: np.ndarray, v0: np.ndarray, alpha: float,
 
 
 def log_flow_from(net: DiagonalNetwork, z0: np.ndarray, c: np.ndarray, signs: np.ndarray, alpha: float,
-                  t_eval: np.ndarray, *, rtol: float = 1e-6, atol: float = 1e-6, method: str = "Radau",
+                  t_eval: np.ndarray, *, rtol: float = 1e-6, atol: float = 1e-6, method: str = "events",
                   max_step_tau: float = 0.01, record_loss: bool = True) -> Trajectory:
     """:func:`log_flow` from a state given as z = log w, c = u² − v² and sign flips (u, v) = signs ⊙ (u', v').
 
     ``record_loss=False`` skips the loss at the recorded points (NaN instead), for timing the solver alone.
     """
+    if method not in METHODS:
+        raise ValueError(f"log_flow: unknown method {method!r}; choose one of {', '.join(METHODS)}")
     counter = [0]
     rhs, jac = _log_vector_field(net, c, counter)
     options = {} if method in ("RK45", "RK23", "DOP853") else {"jac": jac}
+    t_eval = np.asarray(t_eval, float)
+    skips: list[PlateauSkip] = []
     start = time.perf_counter()
     with single_thread_blas():
-        sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), z0, method=method, t_eval=t_eval, rtol=rtol,
-                        atol=atol, max_step=max_step_tau * log_inverse(alpha), **options)
-        if not sol.success or not np.isfinite(sol.y).all():
-            raise RuntimeError(f"log-coordinate gradient flow failed: {sol.message} (finite: "
-                               f"{np.isfinite(sol.y).all()}); try a smaller max_step_tau or method='BDF'")
+        if method.startswith("events"):
+            z, skips = _event_integrate(rhs, _rescaled_jacobian(net, c, counter), np.asarray(z0, float), c,
+                                        t_eval, rtol=rtol, atol=atol,
+                                        max_step=EVENT_MAX_STEP, level=ESCAPE_LEVEL, g_tol=PLATEAU_G_TOL,
+                                        skip_atol=atol, inner={"events": "Radau", "events-BDF": "BDF",
+                                                              "events-ROS2": "ROS2"}[method])
+            times = t_eval
+        else:
+            sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), z0, method=method, t_eval=t_eval, rtol=rtol,
+                            atol=atol, max_step=max_step_tau * log_inverse(alpha), **options)
+            if not sol.success:
+                raise RuntimeError(f"log-coordinate gradient flow failed: {sol.message}; try a smaller "
+                                   "max_step_tau or method='BDF'")
+            z, times = sol.y.T, sol.t
+        if not np.isfinite(z).all():
+            raise RuntimeError(f"log-coordinate gradient flow ({method}) returned non-finite values; try a "
+                               "smaller max_step_tau or method='BDF'")
         n_evals = counter[0]
-        u, v = uv_from_w(np.exp(sol.y.T), c)
+        u, v = uv_from_w(np.exp(z), c)
         u, v = u * signs, v * signs
-        loss = np.array([net.loss(b) for b in u * v]) if record_loss else np.full(len(sol.t), np.nan)
+        loss = np.array([net.loss(b) for b in u * v]) if record_loss else np.full(len(times), np.nan)
     wall = time.perf_counter() - start
-    return Trajectory(alpha, sol.t, np.concatenate([u, v], axis=1), loss, n_evals, wall, f"log-flow {method}",
-                      log_w=sol.y.T.copy(), c=c, signs=signs)
+    return Trajectory(alpha, times, np.concatenate([u, v], axis=1), loss, n_evals, wall, f"log-flow {method}",
+                      log_w=np.array(z, copy=True), c=c, signs=signs, skips=skips)
 
 
 def continue_from(net: DiagonalNetwork, traj: Trajectory, k: int, duration: float, n_record: int,
