@@ -74,3 +74,16 @@ def test_b0_zero_would_start_the_first_stage_at_time_zero():
     traj = flow.log_flow(net, u0, v0, alpha, flow.record_times(alpha, 1.0, 200))
     first = np.nanmin(flow.activation_times(traj, 1e-2))
     assert abs(first - one.time) < 0.15 * one.time and first > 0.3
+
+
+def test_errors_against_flow_shrink_as_alpha_goes_to_zero_down_to_1e64():
+    """The one call for "the error between flow and Algorithm 1 at each α" (chapter 02), event solver."""
+    x = _orthogonal_design(40, TEACHER.size, seed=1)
+    net = diagonal.DiagonalLinearNetwork(x, x @ TEACHER)
+    runs = {}
+    for alpha in (1e-4, 1e-16, 1e-64):
+        u0, v0 = np.random.default_rng(2).standard_normal((2, TEACHER.size)) * alpha
+        runs[alpha] = flow.log_flow(net, u0, v0, alpha, flow.record_times(alpha, 3.0, 400))
+    errors = algorithm1.errors_against_flow(net, runs, 1e-2)
+    assert list(errors) == [1e-4, 1e-16, 1e-64]
+    assert errors[1e-64] < errors[1e-16] < errors[1e-4] and errors[1e-64] < 0.02

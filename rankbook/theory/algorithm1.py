@@ -170,3 +170,18 @@ def algorithm1(net: DiagonalNetwork, *, max_stages: int = 20, epsilon: float = 1
                                 beta.copy(), support.tolist()))
             loss = new_loss
     return IncrementalResult(stages, reason, initial_loss)
+
+
+def errors_against_flow(net: DiagonalNetwork, runs: dict, threshold: float,
+                        predicted: dict[int, float] | None = None) -> dict[float, float]:
+    """{α: max over Algorithm 1's stages of |flow onset − T_k| / T_k} for flow ``runs`` {α: Trajectory}.
+
+    Onsets are where |u_i v_i| first reaches ``threshold`` on each run; stages whose coordinate is already
+    above it at initialization are left out (see :func:`rankbook.theory.stages.stage_time_rows`). The
+    theory predicts the error shrinks as α → 0 (at rate ~ 1/log(1/α)). ``predicted``: Algorithm 1's
+    :meth:`IncrementalResult.stage_times`, computed here when not given.
+    """
+    from rankbook.theory import stages
+
+    predicted = algorithm1(net).stage_times() if predicted is None else predicted
+    return stages.max_relative_errors(stages.stage_time_rows(net, predicted, runs, threshold), list(runs))
