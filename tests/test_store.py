@@ -196,6 +196,8 @@ def test_old_manifests_load_with_a_note_and_migrate_adds_the_checksum(tmp_path, 
     with pytest.raises(results.DamagedResultError):
         results.load(folder)  # the checksum now guards the file
     assert migrate.main([str(tmp_path / "nowhere")]) == 2
+    assert migrate.main([str(folder)]) == 1, "N16: a checksum no longer matching is reported, not rewritten"
+    assert "not migrated" in capsys.readouterr().err
 
 
 def test_a_find_that_skips_a_damaged_run_trains_again_rather_than_reusing_it(tmp_path):

@@ -42,7 +42,9 @@ def migrate(folder: Path) -> list[str]:
     manifest = results.read_manifest(folder)
     changes = []
     listed = manifest.get("arrays")
-    if not (isinstance(manifest.get("sha256"), dict) and manifest["sha256"].get(results.ARRAYS)):
+    if isinstance(manifest.get("sha256"), dict) and manifest["sha256"].get(results.ARRAYS):
+        results.check_checksum(folder, manifest)  # a checksum that no longer matches is never rewritten
+    else:
         arrays = results.read_arrays(folder, list(listed) if isinstance(listed, dict) else None)
         results.check_finite(folder, arrays)
         manifest["sha256"] = {results.ARRAYS: results.sha256_file(folder / results.ARRAYS)}
