@@ -111,3 +111,14 @@ def test_forward_only_loss_matches():
     net = diagonal.DiagonalAttentionHead(*_head_data(7))
     beta = np.random.default_rng(7).standard_normal(net.p)
     assert net.loss(beta) == pytest.approx(net.loss_and_g(beta)[0], rel=1e-13)
+
+
+def test_single_thread_blas_sets_every_openblas_and_restores_it():
+    """NumPy and SciPy load separate OpenBLAS copies; setting only one left NumPy's threaded (issue 23)."""
+    import scipy.linalg  # noqa: F401  (loads SciPy's copy)
+
+    found = diagonal._openblas()
+    before = [get() for get, _ in found]
+    with diagonal.single_thread_blas():
+        assert all(get() == 1 for get, _ in found)
+    assert [get() for get, _ in found] == before

@@ -145,7 +145,8 @@ def test_event_method_matches_the_radau_flow(small_head, method):
     u0, v0 = _init(small_head.p, alpha)
     times = flow.record_times(alpha, 1.5, 600)
     ref = flow.log_flow(small_head, u0, v0, alpha, times, method="Radau", rtol=1e-10, atol=1e-10)
-    fast = flow.log_flow(small_head, u0, v0, alpha, times, method=method, rtol=1e-5, atol=1e-5)
+    rtol = {"events": 1e-5, "events-ROS2": 1e-4}[method]  # ROS2 is second order: a looser tolerance
+    fast = flow.log_flow(small_head, u0, v0, alpha, times, method=method, rtol=rtol, atol=rtol)
     assert len(fast.skips) >= 2  # it did skip plateaus
     on_ref, on_fast = flow.activation_times(ref, 1e-2), flow.activation_times(fast, 1e-2)
     learned = ~np.isnan(on_ref)
