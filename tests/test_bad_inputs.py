@@ -397,3 +397,9 @@ def test_p_values_are_read_as_papermill_reads_them():
     assert read("[1.0, 0.1]") == [1.0, 0.1] and read("cifar10") == "cifar10" and read("1,4") == "1,4"
     with pytest.raises(ValueError, match=r"-p VALUE '\[1, 2' is not a valid YAML list"):
         read("[1, 2")
+
+
+def test_every_chapter_s_parameters_cell_is_found():
+    """-p names are checked against this reading: a cell it misses would refuse every override."""
+    for source in runner.available():
+        assert runner._PARAMETERS_CELL.search(source.read_text()), f"{source}: no parameters cell found"

@@ -98,7 +98,8 @@ def _one(name: str, every: Sequence[Path]) -> Path:
     return hits[0]
 
 
-_PARAMETERS_CELL = re.compile(r'^# %% tags=\[[^\]]*"parameters"[^\]]*\]\n(.*?)(?=^# %%|\Z)', re.S | re.M)
+_PARAMETERS_CELL = re.compile(r'^# %%[^\n]*tags=\[[^\]]*"parameters"[^\]]*\][^\n]*\n(.*?)(?=^# %%|\Z)',
+                              re.S | re.M)  # the cell's other metadata (mystnb labels) may follow its tags
 
 
 def notebook_parameters(source: Path) -> dict[str, str]:
