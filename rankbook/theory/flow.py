@@ -438,7 +438,16 @@ def log_flow(net: DiagonalNetwork, u0: np.ndarray, v0: np.ndarray, alpha: float,
     product is ~ −150 at α = 1e-32, so rtol × |z| is a large absolute error: LSODA's loss
     rose 23× (rtol 1e-6) and still 66× at rtol 1e-12 once below 1e-10; Radau (implicit,
     L-stable) kept the loss monotone down to the ~1e-25 rounding floor at rtol 1e-4 to 1e-6
-    for ~1.4× LSODA's evaluations, so it is the default.
+    for ~1.4× LSODA's evaluations, so it was the default.
+
+    ``method="events"`` (the default since issue 23) removes (1): plateaus are skipped in one move to their
+    predicted escape (:func:`plateau_escape`, corrected at landing), Radau resolves only the jumps with steps
+    ≤ EVENT_MAX_STEP in t, so the cost no longer grows with log(1/α) (50-sample toy head, rtol 1e-5: 771,
+    833, 827 evaluations at α = 1e-4, 1e-32, 1e-128) and the loss stays monotone at α = 1e-32 (fast
+    profile, tested). ``"events-ROS2"`` (a second-order Rosenbrock W-method inside: 2 evaluations a step)
+    is the cheapest at equal stage-time accuracy (~450 evaluations at rtol 1e-3, flat to 1e-128), but its
+    loss rises by ~1e-6 (relative) on plateaus at rtol 1e-3: not the default. ``benchmarks/toy_solver.py``
+    compares all of them.
     """
     u0, v0, signs = canonical_signs(np.asarray(u0, float), np.asarray(v0, float))
     w0 = u0 + v0
