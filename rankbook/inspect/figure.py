@@ -31,10 +31,10 @@ def update_figure(result: Comparison, data: str, title: str = "Per-head rank of 
             label=f"Δ{KIND_LABEL[kind]}",
         )
     for ref in result.null.values():
-        ax.axhline(ref["stable_rank_mean"], color="0.4", ls=":", lw=1.2, label="random, same rank bound")
+        ax.axhline(ref["stable_rank_mean"], color="0.4", ls=":", lw=1.2, label="random")
     ax.set(xlabel="layer", ylabel="stable rank of Δ", ylim=(0, None))
     ax.set_xticks(layers)
-    ax.legend(loc="best")
+    ax.legend(loc="center right")
     n = max(len(table) - 1, 1)
     for ax, kind in zip(axes[0, 1:], KINDS):
         for head in result.heads:
@@ -49,7 +49,8 @@ def update_figure(result: Comparison, data: str, title: str = "Per-head rank of 
                 lw=0.9,
             )
         ax.set(
-            xlabel="index i", ylabel="σ_i / σ_1", title=f"Δ{KIND_LABEL[kind]}, every head", ylim=(1e-4, 1.5)
+            xlabel="index i", ylabel=r"$\sigma_i / \sigma_1$", title=f"Δ{KIND_LABEL[kind]}, every head",
+            ylim=(1e-4, 1.5),
         )
     s = result.shape
     subtitle = (
