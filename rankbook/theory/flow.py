@@ -184,7 +184,7 @@ ESCAPE_LEVEL = 1e-5
 PLATEAU_G_LOOSE = 1e-2
 #: a coordinate this small beside the largest |u_i v_i| moves linearly too (its feedback: checked at landing)
 SMALL_BESIDE_LARGEST = 1e-4
-PLATEAU_G_TOL = 1e-9
+PLATEAU_G_TOL = 1e-11  # 1e-9 left the last plateau at L ~ 7e-19 (the flow goes on below 1e-20)
 #: the event method's largest ODE step, in gradient-flow time t (not τ: a jump takes O(1) time whatever α is)
 EVENT_MAX_STEP = 2.0
 
