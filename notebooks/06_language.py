@@ -64,7 +64,7 @@
 # `vocab.json` and `merges.txt` cannot be loaded. It never falls back to
 # bytes.
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] mystnb={"code_prompt_show": "Parameters", "code_prompt_hide": "Hide parameters"}
 profile: str = ""  # "fast" (CPU, minutes), "reference" or "paper"; empty: $RANKBOOK_PROFILE, else "fast"
 steps: int = None  # override the profile's training steps
 lr: float = None  # override Adam's base learning rate
@@ -82,7 +82,7 @@ if importlib.util.find_spec("rankbook") is None:
     _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Imports and settings"}
 from rankbook.analysis import claims, report
 from rankbook.book.glue import glue
 from rankbook.book.source import show_source
@@ -150,7 +150,7 @@ report.glue_all("ch06_published", {k: str(v) for k, v in lm.PUBLISHED.items()})
 # briefly trained.
 
 # %% tags=["hide-input"]
-Table(lm.tier_rows({tier: by_tier[tier] for tier in PROFILES if tier in by_tier}, PROFILES), digits=3,
+Table(lm.tier_rows({t: by_tier[t] for t in profiles.PROFILE_NAMES if t in by_tier}, PROFILES), digits=3,
       title="WikiText-2 test split, per tier, from each run's final weights")
 
 # %%
