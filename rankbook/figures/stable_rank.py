@@ -122,11 +122,11 @@ def through_training(
     y0, y1 = min(b.y0 for b in boxes), max(b.y1 for b in boxes)
     fig.legend(
         list(keep.values()),
-        [style.wrap(k, (x1 - x0) * fig.get_size_inches()[0] * 0.9, 8) for k in keep],
+        [style.wrap(k, (x1 - x0) * fig.get_size_inches()[0] * 0.9, style.RC["legend.fontsize"])
+         for k in keep],
         loc="center",
         bbox_to_anchor=((x0 + x1) / 2, (y0 + y1) / 2),
         frameon=False,
-        fontsize=8,
     )
     return fig
 

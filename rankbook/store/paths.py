@@ -41,7 +41,8 @@ def env_flag(var: str) -> bool:
 
 
 def env_seconds(var: str, default: float = float("inf")) -> float:
-    """``$var`` as a positive number of seconds (``540``, ``5.5``; unset: ``default``), else SettingError."""
+    """``$var`` as a number of seconds ≥ 0 (``540``, ``5.5``; ``0``: stop at the first checkpoint; unset:
+    ``default``), else SettingError."""
     value = os.environ.get(var, "").strip()
     if not value:
         return default
@@ -49,8 +50,8 @@ def env_seconds(var: str, default: float = float("inf")) -> float:
         seconds = float(value)
     except ValueError:
         seconds = float("nan")
-    if not seconds > 0:
-        raise SettingError(f"{var}={value!r} is not a positive number of seconds: write it in seconds, e.g. "
+    if not seconds >= 0:
+        raise SettingError(f"{var}={value!r} is not a number of seconds: write it in seconds, e.g. "
                            f"{var}=600 for ten minutes (no unit), or unset it for no limit")
     return seconds
 
