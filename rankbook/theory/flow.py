@@ -390,7 +390,8 @@ def _event_integrate(rhs, jac, z0: np.ndarray, c: np.ndarray, t_eval: np.ndarray
             return known.pop() if known else rhs(tt, zz)
 
         solver = {"Radau": Radau, "BDF": BDF, "ROS2": _Rosenbrock2}[inner](
-            fun, t, z, t_end, rtol=rtol, atol=atol, jac=jac, max_step=max_step, first_step=first_step)
+            fun, t, z, t_end, rtol=rtol, atol=atol, jac=jac, max_step=max_step,
+            first_step=min(first_step, t_end - t))  # scipy refuses a first step past the end
         while k < len(t_eval) and t_eval[k] <= t:
             records[k] = z
             k += 1
