@@ -111,9 +111,14 @@ def _log_vector_field(net: DiagonalNetwork, c: np.ndarray, counter: list[int]):
 
     def rhs(_t, z):
         counter[0] += 1
+        beta = product_from_log_w(clip(z), c)
         with np.errstate(over="ignore", invalid="ignore"):
-            g = net.loss_and_g(product_from_log_w(clip(z), c))[1]
-        return np.where(np.isfinite(g), g, 1e10)
+            g = net.loss_and_g(beta)[1]
+        g = np.where(np.isfinite(g), g, 1e10)
+        rhs.last = (beta, g)  # a Jacobian taken at this point reuses it (see _rescaled_jacobian)
+        return g
+
+    rhs.last = (None, None)
 
     def jac(t, z):
         w = np.exp(clip(z))
@@ -131,7 +136,7 @@ def _log_vector_field(net: DiagonalNetwork, c: np.ndarray, counter: list[int]):
 
 
 def _rescaled_jacobian(net: DiagonalNetwork, c: np.ndarray, counter: list[int], refresh: float = 0.1,
-                       significant: float = 1e-3):
+                       significant: float = 1e-3, rhs=None):
     """A Jacobian of dz/dt that reuses ∂g/∂β: J = (∂g/∂β) diag(dβ/dz), the first factor finite-differenced.
 
     In z = log w a jump is exponential: dβ_j/dz_j = (w_j² + c_j²/w_j²)/2 grows e-fold per unit of z, so a
@@ -141,6 +146,8 @@ def _rescaled_jacobian(net: DiagonalNetwork, c: np.ndarray, counter: list[int], 
     they were taken, or a new coordinate became active; otherwise J is rescaled at no cost. Columns with
     dβ_j/dz_j below ``significant`` × the largest are left out (they add no stiffness): at α = 0.1 every
     coordinate is above 1e-6 × the largest, and refreshing all 100 columns each step cost 11,000 evaluations.
+    The base point's g is the vector field's last value when the Jacobian is taken where it was just
+    evaluated (``rhs.last``: every ROS2 step and Newton start): #active evaluations then, not #active + 1.
     """
     cache: dict = {"beta": None, "cols": np.array([], dtype=int), "h": None}
 
@@ -150,17 +157,22 @@ def _rescaled_jacobian(net: DiagonalNetwork, c: np.ndarray, counter: list[int], 
             g = net.loss_and_g(beta)[1]
         return np.where(np.isfinite(g), g, 1e10)
 
-    def jac(_t, z, fresh: bool = False):
+    def jac(_t, z, fresh: bool = False, cached: bool = False):
+        """``fresh``: recompute ∂g/∂β here; ``cached``: never (an estimate; None if no columns are cached)."""
         z = np.clip(z, _Z_RANGE[0], _Z_RANGE[1])
         w = np.exp(z)
         slope = 0.5 * (w * w + (c / w) ** 2)
         beta = product_from_log_w(z, c)
         cols = np.flatnonzero(slope > significant * slope.max())
         old = cache["beta"]
-        stale = (fresh or old is None or not np.isin(cols, cache["cols"]).all()
-                 or np.max(np.abs(beta[cols] - old[cols])) > refresh * max(1.0, np.max(np.abs(old[cols]))))
+        if cached and (old is None or not np.isin(cols, cache["cols"]).all()):
+            return None
+        stale = not cached and (
+            fresh or old is None or not np.isin(cols, cache["cols"]).all()
+            or np.max(np.abs(beta[cols] - old[cols])) > refresh * max(1.0, np.max(np.abs(old[cols]))))
         if stale:
-            base = g_of(beta)
+            known_beta, known_g = getattr(rhs, "last", (None, None))
+            base = known_g if known_beta is not None and np.array_equal(known_beta, beta) else g_of(beta)
             h = np.zeros((z.size, cols.size))
             for n, j in enumerate(cols):
                 step = 1e-7 * max(1.0, abs(beta[j]))
@@ -179,6 +191,15 @@ def _rescaled_jacobian(net: DiagonalNetwork, c: np.ndarray, counter: list[int], 
 #: |u_i v_i| below which a coordinate counts as inactive on a plateau (the event method): its feedback on g is
 #: ~ H δ (H the Hessian's scale), so holding g fixed while it grows to δ moves z by ~ H δ / (2 |g_i|)
 ESCAPE_LEVEL = 1e-5
+#: the escape level at loose tolerances: level = atol, between ESCAPE_LEVEL and this (the feedback error ~ the
+#: level, so within the tolerance; 1e-3 instead of 1e-5 at rtol 1e-2: 220 → 202 evaluations at α = 1e-32)
+ESCAPE_LEVEL_LOOSE = 1e-3
+
+
+def escape_level(atol: float) -> float:
+    """|u_i v_i| at which the event method ends a plateau skip, for a solver tolerance ``atol`` (on z)."""
+    return min(ESCAPE_LEVEL_LOOSE, max(ESCAPE_LEVEL, atol))
+
 #: max |g_i| of the active coordinates (|u_i v_i| ≥ ESCAPE_LEVEL) to try a plateau skip: Newton steps on the
 #: active set then bring it to PLATEAU_G_TOL (its saddle) before the skip
 PLATEAU_G_LOOSE = 1e-2
@@ -230,21 +251,76 @@ def plateau_escape(z: np.ndarray, c: np.ndarray, g: np.ndarray, *, level: float 
     return float(times[first]), (first if math.isfinite(times[first]) else -1), inactive
 
 
-def _to_saddle(rhs, jac, t: float, z: np.ndarray, g: np.ndarray, active: np.ndarray, g_tol: float,
-               max_newton: int = 4):
-    """Newton steps on the active coordinates (inactive ones held): (z, g, steps) at |g_A| ≤ g_tol, or None.
+def _relaxation_left(jac_matrix: np.ndarray, g: np.ndarray, active: np.ndarray) -> float:
+    """How far the flow still has to relax before it sits at its saddle, linearized: max over coordinates.
 
-    The saddle the flow relaxes to solves g_A(z_A) = 0; ``jac`` is ∂(dz/dt)/∂z. None when the steps do not
-    shrink |g_A| (not yet in the saddle's basin: the flow relaxes further first).
+    Near the saddle g_A ≈ J_AA δ, δ = z_A − z_A* decays as e^{J_AA t}, and meanwhile the inactive coordinates
+    pick up ∫ J_IA δ dt = −J_IA J_AA⁻¹ δ. Newton steps put z_A at z_A* at once, so a skip that starts now
+    leaves out both: the records of z_A are off by up to |δ| and every inactive z_i (hence the next escape
+    time) by |J_IA J_AA⁻¹ δ|. The event method skips only once both are below its tolerance. inf when J_AA
+    is singular.
     """
     idx = np.flatnonzero(active)
     if idx.size == 0:
-        return z, g, 0
-    block = jac(t, z, fresh=True)[np.ix_(idx, idx)]  # Newton needs the Jacobian here, not a rescaled one
+        return 0.0
+    block = jac_matrix[np.ix_(idx, idx)]
+    try:
+        with np.errstate(all="ignore"):
+            delta = np.linalg.solve(block, g[idx])
+            shift = jac_matrix[np.ix_(np.flatnonzero(~active), idx)] @ np.linalg.solve(block, delta)
+    except np.linalg.LinAlgError:
+        return math.inf
+    out = max(np.max(np.abs(delta)), np.max(np.abs(shift), initial=0.0))
+    return float(out) if math.isfinite(out) else math.inf
+
+
+class _Relaxation:
+    """The rest of the relaxation to a saddle, linearized: the offset from (saddle + linear move) at time s.
+
+    Started at z with z_A − z_A* = δ (the Newton steps' total, with the sign flipped), the linearized flow
+    gives z_A(s) − z_A* = e^{J_AA s} δ and, for the inactive coordinates, an extra ∫₀ˢ J_IA e^{J_AA r} δ dr
+    = J_IA V diag((e^{λ s} − 1)/λ) V⁻¹ δ (J_AA = V diag(λ) V⁻¹). Its error is second order in δ, where
+    holding z_A at z_A* (the skip before) was off by δ itself: the records of a kick's decay fell to 1e-12
+    at once instead of following e^{J_AA s}, and the next jump came early (issue 23).
+    """
+
+    def __init__(self, full: np.ndarray, active: np.ndarray, delta: np.ndarray):
+        self.active, self.inactive = np.flatnonzero(active), np.flatnonzero(~active)
+        block = full[np.ix_(self.active, self.active)]
+        self.lam, self.vec = np.linalg.eig(block)
+        self.coef = np.linalg.solve(self.vec, delta.astype(complex))
+        self.cross = full[np.ix_(self.inactive, self.active)] @ self.vec
+        self.size = full.shape[0]
+
+    @property
+    def stable(self) -> bool:
+        return bool(np.all(self.lam.real < 0) and np.all(np.isfinite(self.coef)))
+
+    def at(self, s: float) -> np.ndarray:
+        decay = np.exp(self.lam * s) if math.isfinite(s) else np.zeros_like(self.lam)
+        out = np.zeros(self.size)
+        out[self.active] = (self.vec @ (decay * self.coef)).real
+        out[self.inactive] = (self.cross @ ((decay - 1.0) / self.lam * self.coef)).real
+        return out
+
+
+def _to_saddle(rhs, jac, t: float, z: np.ndarray, g: np.ndarray, active: np.ndarray, g_tol: float,
+               max_newton: int = 4):
+    """Newton steps on the active coordinates (inactive ones held): (z, g, steps, J) at |g_A| ≤ g_tol or None.
+
+    The saddle the flow relaxes to solves g_A(z_A) = 0; ``jac`` is ∂(dz/dt)/∂z. None when the steps do not
+    shrink |g_A| (not yet in the saddle's basin: the flow relaxes further first). J: the Jacobian at the
+    start (None with no active coordinate).
+    """
+    idx = np.flatnonzero(active)
+    if idx.size == 0:
+        return z, g, 0, None
+    full = jac(t, z, fresh=True)  # Newton needs the Jacobian here, not a rescaled one
+    block = full[np.ix_(idx, idx)]
     residual = np.max(np.abs(g[idx]))
     for step in range(max_newton + 1):
         if residual <= g_tol:
-            return z, g, step
+            return z, g, step, full
         if step == max_newton:
             return None
         try:
@@ -274,6 +350,7 @@ class _Rosenbrock2:
     """
 
     GAMMA = 1.0 + 1.0 / math.sqrt(2.0)
+    GROW = 5.0
 
     def __init__(self, fun, t0, y0, t_bound, *, rtol, atol, jac, max_step, first_step=None):
         self.fun, self.jac, self.rtol, self.atol, self.max_step = fun, jac, rtol, atol, max_step
@@ -299,7 +376,7 @@ class _Rosenbrock2:
             # allow 0.15 at z = −150, a learned negative product at α = 1e-32, and the loss would rise)
             scale = self.atol + self.rtol * np.minimum(1.0, np.maximum(np.abs(y), np.abs(y_new)))
             err = math.sqrt(np.mean((0.5 * h * (k1 + k2) / scale) ** 2))
-            factor = min(5.0, max(0.2, 0.9 / math.sqrt(err))) if err > 0 else 5.0
+            factor = min(self.GROW, max(0.2, 0.9 / math.sqrt(err))) if err > 0 else self.GROW
             if err <= 1.0 and np.all(np.isfinite(y_new)):
                 break
             self.h_abs = h * min(factor, 0.5)
@@ -315,9 +392,22 @@ class _Rosenbrock2:
         return 1.0
 
     def dense_output(self):
-        """Cubic Hermite interpolant on the last step (values and slopes at both ends)."""
+        """Cubic Hermite interpolant on the last step (values and slopes at both ends), made monotone.
+
+        A long step over a stiff decay (h |λ| ≫ 1) has an end slope h f far larger than the step's change:
+        the plain cubic overshoots and comes back, and the recorded loss rose 60% (α = 1e-32, rtol 1e-2).
+        Per coordinate the slopes are limited as in Fritsch & Carlson (1980): zero where they disagree in
+        sign with the secant, scaled so that (h f0/Δ)² + (h f1/Δ)² ≤ 9; smooth steps are left as they are.
+        """
         t0, y0, f0, t1, y1, f1 = self._prev
         h = t1 - t0
+        secant = y1 - y0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a, b = np.where(secant != 0, h * f0 / secant, 0.0), np.where(secant != 0, h * f1 / secant, 0.0)
+        a, b = np.maximum(a, 0.0), np.maximum(b, 0.0)
+        radius = np.hypot(a, b)
+        shrink = np.where(radius > 3.0, 3.0 / np.maximum(radius, 1e-300), 1.0)
+        f0, f1 = a * shrink * secant / h, b * shrink * secant / h
 
         def at(t):
             s = (t - t0) / h
@@ -352,23 +442,39 @@ def _event_integrate(rhs, jac, z0: np.ndarray, c: np.ndarray, t_eval: np.ndarray
         loose = plateau_escape(z, c, g, level=level, g_tol=PLATEAU_G_LOOSE)
         if loose is None or loose[0] <= max_step:
             return None
+        # the solver's last Jacobian, rescaled: costs no evaluation (none needed with no active coordinate)
+        estimate = jac(t, z, cached=True) if np.any(~loose[2]) else np.zeros((z.size, z.size))
+        # the linearized rest of the relaxation is followed in the skip (_Relaxation) with an error second
+        # order in what is left: skip once that is below sqrt(skip_atol)
+        if estimate is None or _relaxation_left(estimate, g, ~loose[2]) ** 2 > skip_atol:
+            return None
         polished = _to_saddle(rhs, jac, t, z, g, ~loose[2], g_tol)
         if polished is None:
             return None
-        z, g, newton = polished
-        plateau = plateau_escape(z, c, g, level=level, g_tol=g_tol)
-        return None if plateau is None or plateau[0] <= max_step else (z, g, newton, plateau)
+        z_star, g_star, newton, full = polished
+        relax = None
+        if full is not None:
+            relax = _Relaxation(full, ~loose[2], (z - z_star)[~loose[2]])
+            if not relax.stable:
+                return None
+        far = z_star if relax is None else z_star + relax.at(math.inf)
+        plateau = plateau_escape(far, c, g_star, level=level, g_tol=g_tol)
+        return None if plateau is None or plateau[0] <= max_step else (z_star, g_star, newton, plateau, relax)
 
     ready = try_skip(t, z, g)
     while t < t_end:
         if ready is not None:
-            z, g, newton, (dt, first, inactive) = ready
+            z, g, newton, (dt, first, inactive), relax = ready
             ready = None
             dt, corrections = min(dt, t_end - t), 0
             move = np.where(inactive, g, 0.0)
             rate = 2.0 * abs(g[first]) if first >= 0 else 0.0
+
+            def offset(s, relax=relax):
+                return 0.0 if relax is None else relax.at(s)
+
             while True:
-                z1 = z + move * dt
+                z1 = z + move * dt + offset(dt)
                 g1 = rhs(t + dt, z1)
                 # the drift of g comes from the escaping coordinate's exponential growth (rate 2|g_i|): its
                 # integral over the skip is ~ drift / rate, and at most drift × dt / 2 (a linear drift)
@@ -377,7 +483,7 @@ def _event_integrate(rhs, jac, z0: np.ndarray, c: np.ndarray, t_eval: np.ndarray
                     break
                 dt, corrections = 0.5 * dt, corrections + 1
             while k < len(t_eval) and t_eval[k] <= t + dt:
-                records[k] = z + move * (t_eval[k] - t)
+                records[k] = z + move * (t_eval[k] - t) + offset(t_eval[k] - t)
                 k += 1
             skips.append(PlateauSkip(t, t + dt, first if corrections == 0 and t + dt < t_end else -1,
                                      corrections, newton))
@@ -475,11 +581,11 @@ def log_flow_from(net: DiagonalNetwork, z0: np.ndarray, c: np.ndarray, signs: np
     start = time.perf_counter()
     with single_thread_blas():
         if method.startswith("events"):
-            z, skips = _event_integrate(rhs, _rescaled_jacobian(net, c, counter), np.asarray(z0, float), c,
-                                        t_eval, rtol=rtol, atol=atol,
-                                        max_step=EVENT_MAX_STEP, level=ESCAPE_LEVEL, g_tol=PLATEAU_G_TOL,
-                                        skip_atol=atol, inner={"events": "Radau", "events-BDF": "BDF",
-                                                              "events-ROS2": "ROS2"}[method])
+            inner = {"events": "Radau", "events-BDF": "BDF", "events-ROS2": "ROS2"}[method]
+            jac = _rescaled_jacobian(net, c, counter, rhs=rhs)
+            z, skips = _event_integrate(rhs, jac, np.asarray(z0, float), c, t_eval, rtol=rtol, atol=atol,
+                                        max_step=EVENT_MAX_STEP, level=escape_level(atol),
+                                        g_tol=PLATEAU_G_TOL, skip_atol=atol, inner=inner)
             times = t_eval
         else:
             sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), z0, method=method, t_eval=t_eval, rtol=rtol,
