@@ -45,7 +45,7 @@
 # - **The solver** is the log-coordinate event method (plateaus skipped, Radau through the jumps). On a
 #   skip it follows the linearized rest of a kick's relaxation, so its records of the decay agree with a
 #   plain Radau flow's record by record (tested; before issue 23 a skip snapped the kicked weights to the
-#   saddle, and the decay ratios below came out 10⁻¹⁰-10⁻¹², orders of magnitude too small).
+#   saddle, and the decay ratios below came out 10⁻⁹-10⁻¹², orders of magnitude too small).
 # - The sparse teacher, the loss normalization and the fast profile's 200
 #   samples, as in {doc}`02_toy`; the `reference` and `paper` profiles (1,000 samples) are stored runs,
 #   compared with this build at the end of the page.

@@ -549,11 +549,12 @@ def log_flow(net: DiagonalNetwork, u0: np.ndarray, v0: np.ndarray, alpha: float,
 
     ``method="events"`` (the default since issue 23) removes (1): plateaus are skipped in one move to their
     predicted escape (:func:`plateau_escape`, corrected at landing), Radau resolves only the jumps with steps
-    ≤ EVENT_MAX_STEP in t, so the cost no longer grows with log(1/α) (50-sample toy head, rtol 1e-5: 771,
-    833, 827 evaluations at α = 1e-4, 1e-32, 1e-128) and the loss stays monotone at α = 1e-32 (fast
+    ≤ EVENT_MAX_STEP in t, so the cost no longer grows with log(1/α) (50-sample toy head, rtol 1e-5: 756,
+    830, 816 evaluations at α = 1e-4, 1e-32, 1e-128) and the loss stays monotone at α = 1e-32 (fast
     profile, tested). ``"events-ROS2"`` (a second-order Rosenbrock W-method inside: 2 evaluations a step)
-    is the cheapest at equal stage-time accuracy (~450 evaluations at rtol 1e-3, flat to 1e-128), but its
-    loss rises by ~1e-6 (relative) on plateaus at rtol 1e-3: not the default. ``benchmarks/toy_solver.py``
+    is the cheapest at loose tolerances: 202 evaluations at rtol 1e-2 for a stage-time error of 6e-4 at
+    α = 1e-32, with a monotone loss (tested), against gradient descent's 221,049 at equal accuracy; at the
+    profiles' rtol 1e-5 it needs 2,685 against Radau's 830: not the default. ``benchmarks/toy_solver.py``
     compares all of them.
     """
     u0, v0, signs = canonical_signs(np.asarray(u0, float), np.asarray(v0, float))
