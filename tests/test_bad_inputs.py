@@ -93,6 +93,112 @@ class _Payload:  # an arbitrary object: weights_only loading must refuse to unpi
     pass
 
 
+# ----------------------------------------------------------------- issue 22, round 3 (B21, B83, B99, ...)
+
+
+def _paper_vit_on_a_cpu_without(missing, monkeypatch, found=None):
+    """Chapter 04's call under ``paper`` on a CPU, with the data sets in ``missing`` absent (no download)."""
+    from rankbook.training import vit as vit_training
+
+    asked = [] if found is None else found
+
+    def fingerprint(name, download=True):
+        asked.append(name)
+        if name in missing:
+            raise data.DataNotFoundError(f"data set {name!r} not found")
+        return "sha256:0123456789abcdef"
+
+    monkeypatch.setattr(data, "fingerprint", fingerprint)
+    monkeypatch.delenv("RANKBOOK_ALLOW_SLOW", raising=False)
+    monkeypatch.setattr(loop, "fit", lambda task, **kw: ("fit", task.dataset))
+    settings = profiles.select(vit_profiles.PROFILES, "paper").replace(device="cpu")
+    return vit_training.run(settings, "cifar10", 1.0, 0)
+
+
+def _setup_cell_unreachable(tmp_path, monkeypatch):
+    """B99: the chapters' setup cell (as rankbook.book.colab writes it) where rankbook is missing and the
+    repository cannot be reached (pip offline, a git address nobody answers)."""
+    import os
+    import subprocess
+    import sys
+
+    from rankbook.book import colab
+
+    cell = colab.setup_cell().replace('find_spec("rankbook")', 'find_spec("rankbook_not_installed_here")')
+    script = tmp_path / "cell.py"
+    script.write_text(cell)
+    env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1", GIT_TERMINAL_PROMPT="0",
+               RANKBOOK_INSTALL="rankbook @ git+https://127.0.0.1:9/nobody/rankbook.git@main")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0
+    raise damage.CommandFailed(done.stderr.strip().splitlines()[-1])
+
+
+def _full_disk_between_cells(tmp_path, monkeypatch):
+    """A20 (seen live on a 256 KiB tmpfs): papermill saving the notebook between cells hits a full disk."""
+    import errno
+
+    import papermill
+
+    monkeypatch.setenv("RANKBOOK_BUILD", str(tmp_path / "build"))
+
+    def execute_notebook(path, *args, **kwargs):
+        with open(path, "w") as fh:
+            fh.write('{"cells": [')  # what a full disk leaves: the start of the JSON
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    try:
+        return runner.execute(runner.select(["00"])[0], "fast", progress=False)
+    finally:
+        left = sorted(p.name for p in (tmp_path / "build").rglob("*") if p.is_file())
+        assert left == [], f"left behind: {left}"
+
+
+def _tiny_vit(seed: int):
+    import torch
+
+    torch.manual_seed(seed)
+    return vit.ViT(vit.ViTConfig(**_TINY_VIT))
+
+
+_TINY_VIT = dict(image_size=8, patch_size=4, d_model=16, depth=1, heads=2, d_head=8, mlp_dim=16,
+                 num_classes=3)
+_TINY_ARCH = "rankbook-vit:" + ",".join(f"{k}={v}" for k, v in _TINY_VIT.items())
+
+
+def _two_checkpoints(tmp_path):
+    import torch
+
+    for seed, name in ((0, "before.pt"), (1, "after.pt")):
+        torch.save(_tiny_vit(seed).state_dict(), tmp_path / name)
+    return str(tmp_path / "before.pt"), str(tmp_path / "after.pt")
+
+
+def _inspect(tmp_path, *extra, before=None, after=None):
+    b, a = _two_checkpoints(tmp_path)
+    return damage.rankbook_cli("inspect", before or b, after or a, "--arch", _TINY_ARCH, *extra)
+
+
+def _inspect_onto_a_full_disk(tmp_path, monkeypatch):
+    import errno
+    import pathlib
+
+    def full(self, *args, **kwargs):
+        with open(self, "w") as fh:
+            fh.write("{")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    b, a = _two_checkpoints(tmp_path)
+    monkeypatch.setattr(pathlib.Path, "write_text", full)
+    try:
+        return damage.rankbook_cli("inspect", b, a, "--arch", _TINY_ARCH, "--json", str(tmp_path / "s.json"))
+    finally:
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert left == ["after.pt", "before.pt"], f"a partial file was left: {left}"
+
+
 BAD_INPUTS = [
     ("unknown profile", lambda *_: profiles.resolve("nonsense"),
      profiles.ProfileError, r"unknown profile 'nonsense'.*valid profiles: fast, reference, paper"),
@@ -339,6 +445,79 @@ BAD_INPUTS = [
     ("B73: a user python3 kernelspec running another interpreter", damage.foreign_python3_kernel,
      runner.RunnerError, r"the Jupyter kernel 'python3' \(.*kernel.json\) runs /opt/other/bin/python, not "
                          r"this Python .*Fix: remove that kernelspec \(jupyter kernelspec remove python3\)"),
+    # issue 22, round 3: the rows left open (B21, B83, B99, A20 live) and further faults (N20-N32)
+    ("B21: chapter 06 with -p steps 20 (shorter than the profile's warmup)",
+     lambda *_: damage.rankbook_cli("run", "06", "-p", "steps", "20"), damage.CommandFailed,
+     r"^error: -p steps 20: 06_language's fast profile warms the learning rate up over its first 100 steps "
+     r"\(warmup_steps, not a parameter of the chapter\).*Fix: -p steps 101 or more \(exit 2\)$"),
+    ("B21: chapter 06 with -p steps too few for the verdicts",
+     lambda *_: cli.check_trial(runner.select(["06"]), "reference", {"steps": 12}), ValueError,
+     r"warms the learning rate up over its first 300 steps.*Fix: -p steps 301 or more"),
+    ("B21: chapter 04 with -p epochs 1 -p train_subset 128 (one step)",
+     lambda *_: damage.rankbook_cli("run", "04", "-p", "epochs", "1", "-p", "train_subset", "128"),
+     damage.CommandFailed,
+     r"^error: -p epochs 1 -p train_subset 128 \(1 epoch\(s\) of 1 batch\(es\) of 128\): 04_vit_spectra "
+     r"would train 1 step\(s\), tracked at steps 0, 1; its stable-rank verdicts need 3 tracked steps from "
+     r"step 10 on "
+     r".*Fix: -p epochs 16 or more \(at 128 images\), or -p train_subset 2048 or more \(at 1 epoch\(s\)\) "
+     r"\(exit 2\)$"),
+    ("B83: paper chapter 04 on a CPU with CIFAR-10 only (CIFAR-100 is never asked for)",
+     lambda t, m: _paper_vit_on_a_cpu_without({"cifar100"}, m) and _type_of(("asked", "cifar10")),
+     TypeError, r"^tuple \('asked', 'cifar10'\)$"),
+    ("B83: paper chapter 04 on a CPU without CIFAR-10: its data set, then the CPU refusal",
+     lambda t, m: _paper_vit_on_a_cpu_without({"cifar10", "cifar100"}, m), data.DataNotFoundError,
+     r"(?s)^data set 'cifar10' not found\n\nNote: with the data, training would still be refused on this CPU "
+     r"\(about [0-9,]+ h estimated.*run this profile on a GPU, or set RANKBOOK_ALLOW_SLOW=1"),
+    ("B99: the setup cell when the repository cannot be reached", _setup_cell_unreachable,
+     damage.CommandFailed,
+     r"^RuntimeError: pip could not install rankbook from 'rankbook @ git\+https://127.0.0.1:9/.*' \(pip's "
+     r"error is above\)\. If that address cannot be reached .*set RANKBOOK_INSTALL to what pip should "
+     r"install instead.*_config.yml repository.url and branch"),
+    ("A20: a full disk while papermill saves between cells (no truncated copy left)",
+     _full_disk_between_cells,
+     errors.StorageError, r"cannot write .*/\.00_setup\.[0-9]+\.running\.ipynb: the disk is full \(No space "
+                          r"left on device\)\. Free some space there, or set RANKBOOK_BUILD"),
+    ("N20: -p train_subset below one batch", lambda *_: damage.rankbook_cli("run", "04", "-p", "train_subset",
+                                                                              "100"), damage.CommandFailed,
+     r"^error: -p train_subset 100: 04_vit_spectra's fast profile trains in batches of 128 \(batch_size, "
+     r"not a parameter of the chapter\), more than the 100 training images\. Fix: -p train_subset 128 or "
+     r"more"),
+    ("N21: -p train_subset above the split", lambda *_: cli.check_trial(runner.select(["04"]), "fast",
+                                                                          {"train_subset": 60000}),
+     ValueError, r"-p train_subset 60000: cifar10's train split has 50,000 images\. Fix: -p train_subset "
+                 r"50000 or less"),
+    ("N22: -p dataset mnist (was an error inside the kernel)",
+     lambda *_: cli.check_trial(runner.select(["04"]), "fast", {"dataset": "mnist"}), ValueError,
+     r"-p dataset 'mnist': 04_vit_spectra trains on one of cifar10, cifar100, imagenet"),
+    ("N23: -p epochs 0 said before any kernel starts",
+     lambda *_: damage.rankbook_cli("run", "04", "-p", "epochs", "0"), damage.CommandFailed,
+     r"^error: -p epochs 0: 04_vit_spectra \(fast profile\): epochs=0 is out of range: it must be >= 1 "
+     r"\(exit 2\)$"),
+    ("N24: -p init_scales '[]' (an empty sweep)",
+     lambda *_: cli.check_parameters(runner.select(["05"]), {"init_scales": []}), ValueError,
+     r"-p init_scales \[\]: 05_vit_init_scale's init_scales needs at least one value"),
+    ("N25: -p init_scales '{a: 1}' (a mapping for a list)",
+     lambda *_: cli.check_parameters(runner.select(["05"]), {"init_scales": {"a": 1}}), ValueError,
+     r"init_scales is a list, not a mapping; write it as a YAML list, e\.g\. -p init_scales "
+     r"'\[1\.0, 0\.1\]'"),
+    ("N26: chapter 07's -p null_seeds -1 before the kernel",
+     lambda *_: damage.rankbook_cli("run", "07", "-p", "null_seeds", "-1"), damage.CommandFailed,
+     r"^error: -p null_seeds -1: 07_lora \(fast profile\): null_seeds=-1 is out of range: it must be >= 1"),
+    ("N27: inspect --json naming a folder (was IsADirectoryError after the work)",
+     lambda t, m: (t.joinpath("out").mkdir(), _inspect(t, "--json", str(t / "out")))[1], damage.CommandFailed,
+     r"^error: --json .*out: is a folder; name a file in it \(exit 2\)$"),
+    ("N28: inspect --figure naming a folder",
+     lambda t, m: (t.joinpath("f.png").mkdir(), _inspect(t, "--figure", str(t / "f.png")))[1],
+     damage.CommandFailed, r"^error: --figure .*f.png: is a folder; name a file in it \(exit 2\)$"),
+    ("N29: inspect with BEFORE and AFTER the same file (was exit 0 and an empty table)",
+     lambda t, m: _inspect(t, after=str(t / "before.pt")), damage.CommandFailed,
+     r"^error: BEFORE and AFTER are the same file \(.*before.pt\): the update is zero in every head"),
+    ("N30: inspect --json onto a full disk (was a traceback and a truncated file)", _inspect_onto_a_full_disk,
+     damage.CommandFailed, r"^error: cannot write .*s.json: the disk is full \(No space left on device\)"),
+    ("N32: inspect --arch with a misspelt key lists the keys",
+     lambda t, m: _inspect(t).__class__ and damage.rankbook_cli(
+         "inspect", *_two_checkpoints(t), "--arch", _TINY_ARCH + ",colour=red"), damage.CommandFailed,
+     r"unexpected keyword argument 'colour'; rankbook-vit takes: image_size, patch_size, .*d_head, mlp_dim"),
 ]
 
 
@@ -376,17 +555,78 @@ def test_the_table_is_long_enough():
 
 
 def test_ctrl_c_of_the_trainer_is_one_line_and_exit_130(monkeypatch, capsys):
-    """B71: as the book's runner (a rerun resumes from the last checkpoint)."""
+    """B71: as the book's runner (a rerun resumes from the last checkpoint). Tried live once: SIGINT to
+    ``python -m rankbook.training --profile fast vit`` at step 3 gave exit 130 and this line, but glued to the
+    end of the training bar, which tqdm then drew again below it; the bar is now closed first."""
+    import sys
+
+    from tqdm import tqdm
+
     from rankbook.training import __main__ as training_main
 
     def interrupted(args):
+        bar = tqdm(total=10, desc="vit-run", file=sys.stderr, mininterval=0)  # as Run.train leaves it
+        bar.update(3)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(training_main, "_train", interrupted)
     assert training_main.main(["vit"]) == 130
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [
-        "interrupted: stopped (a rerun of the same command resumes from the last checkpoint)"]
+    lines = err.replace("\r", "\n").strip().splitlines()
+    assert lines[-1] == "interrupted: stopped (a rerun of the same command resumes from the last checkpoint)"
+    assert all(line.startswith("vit-run") for line in lines[:-1]) and err.endswith("checkpoint)\n")
+    assert not list(getattr(tqdm, "_instances", ())), "the bar was left open (drawn again at exit)"
+
+
+def test_trial_checks_build_the_settings_the_chapters_build():
+    """B21: cli.TRIALS repeats each chapter's settings line; this fails when a chapter's line changes."""
+    lines = {
+        "04_vit_spectra": ["profiles.select(PROFILES, profile, epochs=epochs, train_subset=train_subset, "
+                           "lr=lr)", "dataset = dataset or settings.datasets[0]"],
+        "05_vit_init_scale": ["profiles.select(PROFILES, profile, init_scales=init_scales, "
+                              "scale_norms=scale_norms)", "dataset = dataset or settings.datasets[0]"],
+        "06_language": ["profiles.select(PROFILES, profile, steps=steps, lr=lr, "
+                        "tokenizer=tokenizer or None)"],
+        "07_lora": ["profiles.select(lm_settings_table.PROFILES, profile, lora_ranks=lora_ranks or None,",
+                    "null_seeds=null_seeds or None)"],
+    }
+    assert set(lines) == set(cli.TRIALS)
+    for stem, wanted in lines.items():
+        source = runner.select([stem])[0].read_text()
+        assert all(w in source for w in wanted), f"{stem}: its settings line changed; update cli.TRIALS"
+
+
+def test_the_smallest_trial_the_message_names_works_and_one_less_does_not():
+    """B21: the values the refusals name are the smallest the verdicts (analysis.trend) can judge."""
+    from rankbook.analysis import trend
+
+    fewest = cli._fewest_steps(6)
+    judged = [s for s in schedule.tracking_steps(fewest, 6) if s >= trend.TRANSIENT_STEPS]
+    short = [s for s in schedule.tracking_steps(fewest - 1, 6) if s >= trend.TRANSIENT_STEPS]
+    assert len(judged) >= trend.MIN_POINTS > len(short)
+    ch04, ch06 = runner.select(["04"]), runner.select(["06"])
+    cli.check_trial(ch04, "fast", {"epochs": 16, "train_subset": 128})  # the two fixes the B21 row names
+    cli.check_trial(ch04, "fast", {"epochs": 1, "train_subset": 2048})
+    with pytest.raises(ValueError, match="would train 15 step"):
+        cli.check_trial(ch04, "fast", {"epochs": 15, "train_subset": 128})
+    cli.check_trial(ch06, "fast", {"steps": 101})
+    cli.check_trial(ch06, "fast", {"lr": 1e-3})  # no steps given: the profile's own length
+    with pytest.raises(ValueError, match=r"-p steps 100: .*Fix: -p steps 101 or more"):
+        cli.check_trial(ch06, "fast", {"steps": 100})
+
+
+def test_inspect_of_two_files_with_the_same_weights_says_so(tmp_path, capsys):
+    """N29 (the other half): two different files holding the same weights gave an empty table, silently."""
+    import shutil
+
+    from rankbook.inspect import cli as inspect_cli
+
+    before, _ = _two_checkpoints(tmp_path)
+    shutil.copy(before, tmp_path / "copy.pt")
+    assert inspect_cli.main(["inspect", before, str(tmp_path / "copy.pt"), "--arch", _TINY_ARCH]) == 0
+    assert "note: every head's update is zero" in capsys.readouterr().err
+    assert inspect_cli.main(["inspect", *_two_checkpoints(tmp_path), "--arch", _TINY_ARCH]) == 0
+    assert "update is zero" not in capsys.readouterr().err
 
 
 def test_p_values_are_read_as_papermill_reads_them():

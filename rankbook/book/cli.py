@@ -103,9 +103,15 @@ def check_parameters(sources, parameters: dict, raw: dict | None = None) -> dict
             kind, where = declared[name], f"{source.stem}'s {name}"
             if value is None:
                 continue
+            if kind in ("list", "tuple") and isinstance(value, dict):
+                raise ValueError(f"-p {name} {value!r}: {where} is a list, not a mapping; write it as a YAML "
+                                 f"list, e.g. -p {name} '[1.0, 0.1]' (quoted for the shell)")
             if kind in ("list", "tuple") and not isinstance(value, list):
                 raise ValueError(f"-p {name} {value!r}: {where} is a list; write it as YAML, "
                                  f"e.g. -p {name} '[{value}]' (quoted for the shell)")
+            if kind in ("list", "tuple") and not value:
+                raise ValueError(f"-p {name} []: {where} needs at least one value (the chapter would have "
+                                 f"nothing to run); leave -p {name} out for the profile's own list")
             if kind == "int" and isinstance(value, float):
                 whole = f"{int(value)}" if value.is_integer() else "a whole number"
                 raise ValueError(f"-p {name} {value!r}: {where} is an int; write it as {whole} (no decimal "
@@ -115,6 +121,136 @@ def check_parameters(sources, parameters: dict, raw: dict | None = None) -> dict
             if kind == "str" and not isinstance(value, str):
                 out[name] = (raw or {}).get(name, str(value))
     return out
+
+
+def _vit_trial(stem, profile, p):
+    from rankbook.settings import vit
+
+    if stem == "04_vit_spectra":
+        settings = profiles.select(vit.PROFILES, profile, epochs=p.get("epochs"),
+                                   train_subset=p.get("train_subset"), lr=p.get("lr"))
+    else:  # 05_vit_init_scale
+        settings = profiles.select(vit.PROFILES, profile, init_scales=p.get("init_scales"),
+                                   scale_norms=p.get("scale_norms"))
+    dataset = p.get("dataset") or settings.datasets[0]
+    choices = vit.ViTSettings.__dataclass_fields__["datasets"].metadata.get("choices") or ()
+    if choices and dataset not in choices:
+        raise ValueError(f"-p dataset {dataset!r}: {stem} trains on one of {', '.join(choices)}")
+    return settings, dataset
+
+
+def _lm_trial(stem, profile, p):
+    from rankbook.settings import lm
+
+    if stem == "06_language":
+        return profiles.select(lm.PROFILES, profile, steps=p.get("steps"), lr=p.get("lr"),
+                               tokenizer=p.get("tokenizer") or None)
+    return profiles.select(lm.PROFILES, profile, lora_ranks=p.get("lora_ranks") or None,  # 07_lora
+                           null_seeds=p.get("null_seeds") or None)
+
+
+#: the chapters whose parameters override settings, built here as the chapter's settings cell builds them
+TRIALS = {"04_vit_spectra": _vit_trial, "05_vit_init_scale": _vit_trial, "06_language": _lm_trial,
+          "07_lora": _lm_trial}
+
+
+def _verdict_points(total: int, per_decade: int) -> list[int]:
+    from rankbook.analysis import trend
+    from rankbook.training import schedule
+
+    steps = schedule.tracking_steps(total, per_decade)
+    return [s for s in steps if s > 0 and s >= trend.TRANSIENT_STEPS]
+
+
+def _fewest_steps(per_decade: int) -> int:
+    """The shortest run whose tracked steps give the stable-rank verdicts (analysis.trend) their window."""
+    from rankbook.analysis import trend
+
+    total = 1
+    while len(_verdict_points(total, per_decade)) < trend.MIN_POINTS:
+        total += 1
+    return total
+
+
+def _too_short(stem: str, total: int, per_decade: int, what: str, fix: str) -> ValueError:
+    from rankbook.analysis import trend
+    from rankbook.training import schedule
+
+    tracked = ", ".join(str(s) for s in schedule.tracking_steps(total, per_decade))
+    return ValueError(f"{what}: {stem} would train {total:,} step(s), tracked at steps {tracked}; its "
+                      f"stable-rank verdicts need {trend.MIN_POINTS} tracked steps from step "
+                      f"{trend.TRANSIENT_STEPS} on (the end of Adam's first-step transient), so the run "
+                      f"could not test the chapter's claims. Fix: {fix}")
+
+
+def check_trial(sources, profile: str, parameters: dict) -> None:
+    """ValueError, before any kernel starts, when ``-p`` overrides make a chapter's settings invalid or its
+    run too short to judge (warmup longer than the run, fewer images than one batch, too few tracked steps);
+    the message names the chapter's own parameter and the smallest value that works."""
+    for source in sources:
+        build = TRIALS.get(source.stem)
+        given = {k: v for k, v in parameters.items() if k != "profile"}
+        if build is None or not given:
+            continue
+        shown = " ".join(f"-p {k} {v}" for k, v in given.items())
+        try:
+            if source.stem == "06_language" and "steps" in given:
+                _check_lm_steps(source.stem, profile, given)
+            settings = build(source.stem, profile, given)
+        except profiles.ProfileError as exc:
+            raise ValueError(f"{shown}: {source.stem} ({profile} profile): {exc}") from exc
+        if source.stem == "04_vit_spectra" and ({"epochs", "train_subset"} & set(given)):
+            _check_vit_steps(source.stem, profile, given, *settings)
+
+
+def _check_lm_steps(stem: str, profile: str, given: dict) -> None:
+    from rankbook.settings import lm
+
+    base = lm.PROFILES[profile]
+    steps = given["steps"]
+    if not isinstance(steps, int) or steps < 1:
+        return  # the settings' own check says it
+    smallest = max(base.warmup_steps + 1, _fewest_steps(base.track_per_decade))
+    if steps >= smallest:
+        return
+    if steps <= base.warmup_steps:
+        raise ValueError(f"-p steps {steps}: {stem}'s {profile} profile warms the learning rate up over "
+                         f"its first {base.warmup_steps} steps (warmup_steps, not a parameter of the "
+                         f"chapter), so the run must be longer. Fix: -p steps {smallest} or more")
+    raise _too_short(stem, steps, base.track_per_decade, f"-p steps {steps}", f"-p steps {smallest} or more")
+
+
+def _check_vit_steps(stem: str, profile: str, given: dict, settings, dataset: str) -> None:
+    import math
+
+    from rankbook.data import sources as data_sources
+
+    layout = data_sources.LAYOUTS_KNOWN.get(dataset)
+    full = layout.per_class["train"] * layout.num_classes if layout else None
+    images = settings.train_subset or full
+    shown = " ".join(f"-p {k} {v}" for k, v in given.items() if k in ("epochs", "train_subset"))
+    batch = settings.batch_size
+    if full is not None and settings.train_subset > full:
+        raise ValueError(f"-p train_subset {settings.train_subset}: {dataset}'s train split has {full:,} "
+                         f"images. Fix: -p train_subset {full} or less (0: the whole split)")
+    if images is None:
+        return  # a data set of unknown size (imagenet): its loader says what is wrong
+    if images < batch:
+        raise ValueError(f"{shown}: {stem}'s {profile} profile trains in batches of {batch} (batch_size, "
+                         f"not a parameter of the chapter), more than the {images:,} training images. Fix: "
+                         f"-p train_subset {batch} or more (0: the whole split)")
+    per_epoch = images // batch
+    total = per_epoch * settings.epochs
+    fewest = _fewest_steps(settings.track_per_decade)
+    if total >= fewest:
+        return
+    epochs = math.ceil(fewest / per_epoch)
+    subset = batch * math.ceil(fewest / settings.epochs)
+    fixes = [f"-p epochs {epochs} or more (at {images:,} images)"]
+    if full is None or subset <= full:
+        fixes.append(f"-p train_subset {subset} or more (at {settings.epochs} epoch(s))")
+    what = f"{shown} ({settings.epochs} epoch(s) of {per_epoch} batch(es) of {batch})"
+    raise _too_short(stem, total, settings.track_per_decade, what, ", or ".join(fixes))
 
 
 #: modules each command needs beyond the package's own dependencies (the "book" extras)
@@ -211,6 +347,7 @@ def _run(args) -> int:
     try:
         pairs = getattr(args, "parameter", [])
         parameters = check_parameters(sources, _parameters(pairs), {n: v for n, v in pairs})
+        check_trial(sources, profile, parameters)  # before any kernel starts: nothing trains for nothing
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

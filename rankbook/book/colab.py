@@ -13,7 +13,9 @@ replaces the old hand-written "# Colab: install rankbook" cell) and
 The cell installs rankbook only where it is missing, so it does nothing in
 the repository's own environment. ``$RANKBOOK_INSTALL`` replaces what it
 installs (a wheel, a fork, a branch); the clean-venv test points it at a
-wheel built from the working tree.
+wheel built from the working tree. When pip fails (the repository cannot be
+reached), the cell ends with one error naming ``RANKBOOK_INSTALL`` and
+``_config.yml`` after pip's own message (B99).
 """
 from __future__ import annotations
 
@@ -38,7 +40,15 @@ import sys
 
 if importlib.util.find_spec("rankbook") is None:
     _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+{url}@{branch}"
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
+    if subprocess.call([sys.executable, "-m", "pip", "install", "-q", _target]):
+        raise RuntimeError(
+            f"pip could not install rankbook from {{_target!r}} (pip's error is above). If that address "
+            "cannot be reached (offline, private, moved), set RANKBOOK_INSTALL to what pip should install "
+            "instead (a wheel, a local clone, another git+https:// address), e.g. "
+            "os.environ['RANKBOOK_INSTALL'] = '/content/rankbook-0.1.0-py3-none-any.whl', and run this cell "
+            "again. The address is the book's _config.yml repository.url and branch (python -m "
+            "rankbook.book.colab --write rewrites this cell from it)."
+        )
 '''
 #: one setup cell in the .py source: from its tags line to the next cell marker (or the end)
 _CELL = re.compile(r'^# %% tags=\[[^\]]*"' + TAG + r'"[^\]]*\]\n.*?(?=^# %%|\Z)', re.S | re.M)

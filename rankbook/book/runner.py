@@ -281,6 +281,11 @@ def execute(source: Path, profile: str, parameters: dict | None = None, progress
         raise
     except Exception as exc:  # a cell timeout or a dead kernel: still a row in the table, not a crash
         log.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in errors.FULL | errors.DENIED:
+            # papermill saving the notebook between cells onto a full disk: the file and the fix (A20), and
+            # no truncated copy left behind, or pointed at as the failed run's executed copy
+            staged.unlink(missing_ok=True)
+            raise errors.storage_error(staged, exc) from exc
         if staged.exists():
             staged.replace(failed)
         return Outcome(source.stem, "failed", time.perf_counter() - start, failed,

@@ -50,11 +50,9 @@ def run(args) -> int:
     from rankbook.inspect import compare, layouts, load
 
     for option, target in (("--json", args.json), ("--figure", args.figure)):
-        if target is not None and not Path(target).resolve().parent.is_dir():
-            print(
-                f"error: {option} {target}: its folder does not exist; create it or choose another path",
-                file=sys.stderr,
-            )
+        problem = target is not None and _unwritable(Path(target))
+        if problem:
+            print(f"error: {option} {target}: {problem}", file=sys.stderr)
             return 2
     if args.figure is not None and Path(args.figure).suffix.lower() not in (".png", ".svg", ".pdf"):
         print(f"error: --figure {args.figure}: use a .png, .svg or .pdf name", file=sys.stderr)
@@ -63,24 +61,57 @@ def run(args) -> int:
         before = load.load(args.before, args.arch, "BEFORE")
         after = load.load(args.after, args.arch, "AFTER")
         result = compare.compare(before, after, names=(f"BEFORE {args.before}", f"AFTER {args.after}"))
-    except layouts.UnsupportedModelError as exc:
+    except layouts.UnsupportedModelError as exc:  # both: compare refuses two different architectures first
         print(f"error: {args.before}: {exc}", file=sys.stderr)
         return 2
     except (load.InspectInputError, compare.ArchitectureMismatchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if Path(args.before).exists() and Path(args.before).resolve() == Path(args.after).resolve():
+        # after loading, so a bad file or --arch is reported first; instead of a table of zeros, exit 0
+        print(f"error: BEFORE and AFTER are the same {'folder' if Path(args.before).is_dir() else 'file'} "
+              f"({args.before}): the update is zero in every head. Name the model before training and the "
+              f"one after it", file=sys.stderr)
+        return 2
     print(compare.format_table(result))
-    if args.json is not None:
-        payload = _json_safe({**result.to_json(), "before": args.before, "after": args.after})
-        Path(args.json).write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n")
-        print(f"json: {args.json}")
-    if args.figure is not None:
-        from rankbook.inspect import figure
+    ranks = [h.get("stable_rank") for h in result.heads]
+    if not any(isinstance(r, float) and math.isfinite(r) for r in ranks):
+        print(f"note: every head's update is zero: {args.before} and {args.after} hold the same attention "
+              f"weights", file=sys.stderr)
+    from rankbook.store import atomic, errors
 
-        fig = figure.update_figure(result, f"{args.before} → {args.after}")
-        fig.savefig(args.figure, dpi=150)
-        print(f"figure: {args.figure}")
+    try:  # written whole or not at all: a full disk leaves no truncated JSON or figure behind
+        if args.json is not None:
+            payload = _json_safe({**result.to_json(), "before": args.before, "after": args.after})
+            atomic.write_text(args.json, json.dumps(payload, indent=1, allow_nan=False) + "\n")
+            print(f"json: {args.json}")
+        if args.figure is not None:
+            from rankbook.inspect import figure
+
+            fig = figure.update_figure(result, f"{args.before} → {args.after}")
+            kind = Path(args.figure).suffix.lower().lstrip(".")
+            atomic.write_with(args.figure, lambda tmp: fig.savefig(tmp, dpi=150, format=kind))
+            print(f"figure: {args.figure}")
+    except OSError as exc:  # a full disk, or a folder made read-only since the check above
+        error = exc if isinstance(exc, errors.StorageError) else errors.storage_error(
+            Path(exc.filename or args.json or args.figure), exc)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _unwritable(target: Path) -> str | None:
+    """Why ``target`` cannot be written (checked before the models are loaded), or None."""
+    import os
+
+    if target.is_dir():
+        return "is a folder; name a file in it"
+    folder = target.resolve().parent
+    if not folder.is_dir():
+        return "its folder does not exist; create it or choose another path"
+    if not os.access(folder, os.W_OK):
+        return f"its folder {folder} is not writable; choose another path"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

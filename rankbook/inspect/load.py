@@ -68,6 +68,19 @@ def parse_arch(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     return family, target, kwargs
 
 
+def _config_keys(family: str) -> str:
+    """The key=value fields a rankbook layout accepts (its config's fields), for a misspelt one."""
+    import dataclasses
+
+    if family == "rankbook-vit":
+        from rankbook.models.vit import ViTConfig as config
+    elif family == "rankbook-gpt":
+        from rankbook.models.gpt import GPTConfig as config
+    else:
+        return ""
+    return f"; {family} takes: {', '.join(f.name for f in dataclasses.fields(config))}"
+
+
 def skeleton(spec: str) -> nn.Module:
     """The empty model ``--arch spec`` names, on the meta device."""
     family, target, kw = parse_arch(spec)
@@ -103,7 +116,8 @@ def skeleton(spec: str) -> nn.Module:
         raise
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise InspectInputError(
-            f"--arch {spec!r} does not build a model: {exc}. Fix the name or the key=value fields"
+            f"--arch {spec!r} does not build a model: {exc}{_config_keys(family)}. Fix the name or the "
+            f"key=value fields"
         ) from exc
 
 

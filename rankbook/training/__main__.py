@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(args)
     except KeyboardInterrupt:  # as the book's runner: one line, the shell's code for Ctrl-C
+        _close_progress_bars()
         print("interrupted: stopped (a rerun of the same command resumes from the last checkpoint)",
               file=sys.stderr)
         return 130
@@ -111,6 +112,7 @@ def _train(args) -> int:
             settings = profiles.select(vit_settings.PROFILES, args.profile)
             if args.dataset:
                 settings = settings.replace(datasets=tuple(args.dataset))
+            vit.require_data(settings)  # every data set these runs use, named in one message, before any work
             found = [
                 vit.run(settings, **r) for r in vit_runs(settings, args.dataset, args.seeds, args.scales)
             ]
@@ -118,6 +120,7 @@ def _train(args) -> int:
             settings = profiles.select(lm_settings.PROFILES, args.profile)
             found = lm.profile_runs(settings)  # every seed, then the LoRA runs of chapter 07
     except run.TimeBudgetReached as stop:
+        _close_progress_bars()
         print(f"{stop}", file=sys.stderr)
         return 3
     for result in found:
@@ -136,6 +139,17 @@ def _train(args) -> int:
 
                 raise errors.storage_error(target, exc) from exc
     return 0
+
+
+def _close_progress_bars() -> None:
+    """End the training bar's line (left open by an interrupted loop), so a message after it is a line of its
+    own and the bar is not drawn again below it at exit."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def _finals(result: results.Result) -> dict[str, float]:

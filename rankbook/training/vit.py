@@ -213,16 +213,52 @@ def task(
     return ViTTask(settings, dataset, init_scale, seed, sweep=sweep)
 
 
-def require_data(settings: ViTSettings) -> None:
-    """Fail before any training when a data set the profile needs is missing (all named in one message)."""
-    missing = []
-    for name in settings.datasets:
+def require_data(settings: ViTSettings, datasets: tuple[str, ...] | None = None) -> None:
+    """Fail before any training when a data set is missing (all named in one message): ``datasets``, by
+    default every one the profile lists (the trainer); a chapter's run asks only for its own (B83: chapter
+    04 under ``paper`` asked for CIFAR-100, which it does not use)."""
+    missing, names = [], tuple(datasets or settings.datasets)
+    for name in names:
         try:
             images.fingerprint(name)
         except images.DataNotFoundError as exc:
             missing.append(str(exc))
     if missing:
-        raise images.DataNotFoundError("\n\n".join(missing))
+        raise images.DataNotFoundError("\n\n".join(missing) + _cpu_note(settings, names))
+
+
+def cpu_hours(settings: ViTSettings, dataset: str, *, sweep: bool = False) -> float | None:
+    """The CPU training time of one run estimated without its data (the known split size), as
+    :func:`loop.fit` refuses it; None for a data set of unknown size."""
+    from rankbook.data import sources
+
+    layout, spec = sources.LAYOUTS_KNOWN.get(dataset), sources.SPECS.get(dataset)
+    if layout is None or spec is None:
+        return None
+    train = settings.sweep_train_subset or settings.train_subset if sweep else settings.train_subset
+    epochs = settings.sweep_epochs or settings.epochs if sweep else settings.epochs
+    count = train or layout.per_class["train"] * layout.num_classes
+    config = ViTConfig(image_size=settings.image_size, patch_size=settings.patch_size,
+                       num_classes=spec.num_classes, d_model=settings.d_model, depth=settings.depth,
+                       heads=settings.heads, d_head=settings.d_head, mlp_dim=settings.mlp_dim)
+    steps = count // settings.batch_size * epochs
+    return vit_train_flops_per_image(config) * settings.batch_size * steps / loop.CPU_FLOPS / 3600
+
+
+def _cpu_note(settings: ViTSettings, names: tuple[str, ...]) -> str:
+    """What a CPU would do with the run once the data is there: refuse it (said with the missing data)."""
+    from rankbook.store import paths
+    from rankbook.training.options import resolve_device
+
+    if resolve_device(settings.device).type != "cpu" or paths.env_flag("RANKBOOK_ALLOW_SLOW"):
+        return ""
+    hours = max((h for h in (cpu_hours(settings, n) for n in names) if h is not None), default=0.0)
+    if hours <= loop.SLOW_HOURS:
+        return ""
+    return (f"\n\nNote: with the data, training would still be refused on this CPU (about {hours:,.0f} h "
+            f"estimated from its FLOPs at {loop.CPU_FLOPS / 1e9:.0f} GFLOP/s): run this profile on a GPU, or "
+            f"set RANKBOOK_ALLOW_SLOW=1. Stored runs are found by a key that includes the data's "
+            f"fingerprint, so showing them needs the data too.")
 
 
 def run(
@@ -243,7 +279,7 @@ def run(
     """
     the_task = ViTTask(settings, dataset, init_scale, seed, sweep=sweep, download=train_missing)
     if train_missing:
-        require_data(settings)
+        require_data(settings, (dataset,))
     else:
         try:
             the_task.config_dict()  # the data's fingerprint: raises here when the data set is missing
