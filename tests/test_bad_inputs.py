@@ -445,7 +445,7 @@ BAD_INPUTS = [
     ("B73: a user python3 kernelspec running another interpreter", damage.foreign_python3_kernel,
      runner.RunnerError, r"the Jupyter kernel 'python3' \(.*kernel.json\) runs /opt/other/bin/python, not "
                          r"this Python .*Fix: remove that kernelspec \(jupyter kernelspec remove python3\)"),
-    # issue 22, round 3: the rows left open (B21, B83, B99, A20 live) and further faults (N20-N32)
+    # issue 22, round 3: the rows left open (B21, B83, B99, A20 live) and further faults (N20-N34)
     ("B21: chapter 06 with -p steps 20 (shorter than the profile's warmup)",
      lambda *_: damage.rankbook_cli("run", "06", "-p", "steps", "20"), damage.CommandFailed,
      r"^error: -p steps 20: 06_language's fast profile warms the learning rate up over its first 100 steps "
@@ -514,6 +514,13 @@ BAD_INPUTS = [
      r"^error: BEFORE and AFTER are the same file \(.*before.pt\): the update is zero in every head"),
     ("N30: inspect --json onto a full disk (was a traceback and a truncated file)", _inspect_onto_a_full_disk,
      damage.CommandFailed, r"^error: cannot write .*s.json: the disk is full \(No space left on device\)"),
+    ("N33: -p epochs ten (text for an int: was refused inside the kernel)",
+     lambda *_: damage.rankbook_cli("run", "04", "-p", "epochs", "ten"), damage.CommandFailed,
+     r"^error: -p epochs 'ten': 04_vit_spectra's epochs is an int: write a whole number, e\.g\. 3 "
+     r"\(exit 2\)$"),
+    ("N34: toy chapter 02 with -p alphas '[0.1, 2]', before the kernel",
+     lambda *_: damage.rankbook_cli("run", "02", "-p", "alphas", "[0.1, 2]"), damage.CommandFailed,
+     r"^error: -p alphas \[0.1, 2\]: 02_toy \(fast profile\): alphas=2 is out of range: it must be < 1.0"),
     ("N32: inspect --arch with a misspelt key lists the keys",
      lambda t, m: _inspect(t).__class__ and damage.rankbook_cli(
          "inspect", *_two_checkpoints(t), "--arch", _TINY_ARCH + ",colour=red"), damage.CommandFailed,
@@ -581,6 +588,12 @@ def test_ctrl_c_of_the_trainer_is_one_line_and_exit_130(monkeypatch, capsys):
 def test_trial_checks_build_the_settings_the_chapters_build():
     """B21: cli.TRIALS repeats each chapter's settings line; this fails when a chapter's line changes."""
     lines = {
+        "01_theory": ["from rankbook.settings.toy import PROFILES",
+                      "profiles.select(PROFILES, profile, theory_alphas=alphas, seed=seed)"],
+        "02_toy": ["from rankbook.settings.toy import PROFILES",
+                   "profiles.select(PROFILES, profile, alphas=alphas, seed=seed)"],
+        "03_assumptions": ["from rankbook.settings.toy import PROFILES",
+                           "profiles.select(PROFILES, profile, perturb_alpha=alpha, seed=seed)"],
         "04_vit_spectra": ["profiles.select(PROFILES, profile, epochs=epochs, train_subset=train_subset, "
                            "lr=lr)", "dataset = dataset or settings.datasets[0]"],
         "05_vit_init_scale": ["profiles.select(PROFILES, profile, init_scales=init_scales, "

@@ -116,6 +116,10 @@ def check_parameters(sources, parameters: dict, raw: dict | None = None) -> dict
                 whole = f"{int(value)}" if value.is_integer() else "a whole number"
                 raise ValueError(f"-p {name} {value!r}: {where} is an int; write it as {whole} (no decimal "
                                  f"point or exponent)")
+            if kind in ("int", "float") and isinstance(value, (str, list, dict, bool)):
+                example = "an int: write a whole number, e.g. 3" if kind == "int" else \
+                    "a float: write a number, e.g. 1e-3"
+                raise ValueError(f"-p {name} {value!r}: {where} is {example}")
             if kind == "bool" and not isinstance(value, bool):
                 raise ValueError(f"-p {name} {value!r}: {where} is True or False; write -p {name} True")
             if kind == "str" and not isinstance(value, str):
@@ -149,8 +153,17 @@ def _lm_trial(stem, profile, p):
                            null_seeds=p.get("null_seeds") or None)
 
 
+def _toy_trial(stem, profile, p):
+    from rankbook.settings import toy
+
+    alphas = {"01_theory": "theory_alphas", "02_toy": "alphas", "03_assumptions": "perturb_alpha"}[stem]
+    given = p.get("alpha" if stem == "03_assumptions" else "alphas")
+    return profiles.select(toy.PROFILES, profile, **{alphas: given}, seed=p.get("seed"))
+
+
 #: the chapters whose parameters override settings, built here as the chapter's settings cell builds them
-TRIALS = {"04_vit_spectra": _vit_trial, "05_vit_init_scale": _vit_trial, "06_language": _lm_trial,
+TRIALS = {"01_theory": _toy_trial, "02_toy": _toy_trial, "03_assumptions": _toy_trial,
+          "04_vit_spectra": _vit_trial, "05_vit_init_scale": _vit_trial, "06_language": _lm_trial,
           "07_lora": _lm_trial}
 
 
