@@ -199,6 +199,21 @@ def _inspect_onto_a_full_disk(tmp_path, monkeypatch):
         assert left == ["after.pt", "before.pt"], f"a partial file was left: {left}"
 
 
+def _damaged_committed_run(tmp_path, monkeypatch):
+    """N35: a damaged run in a stored folder (results/): the warning said training 'overwrites it', but
+    training writes under the build folder, so the damaged committed run stayed, warning at each look-up."""
+    import warnings
+
+    monkeypatch.setenv("RANKBOOK_BUILD", str(tmp_path / "build"))
+    config = {"lr": 1e-3}
+    folder = results.run_dir("run", config, tmp_path / "results")
+    folder.mkdir(parents=True)
+    (folder / results.MANIFEST).write_text('{"config": {"lr"')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return results.find("run", config, roots=[tmp_path / "results"])
+
+
 BAD_INPUTS = [
     ("unknown profile", lambda *_: profiles.resolve("nonsense"),
      profiles.ProfileError, r"unknown profile 'nonsense'.*valid profiles: fast, reference, paper"),
@@ -445,7 +460,7 @@ BAD_INPUTS = [
     ("B73: a user python3 kernelspec running another interpreter", damage.foreign_python3_kernel,
      runner.RunnerError, r"the Jupyter kernel 'python3' \(.*kernel.json\) runs /opt/other/bin/python, not "
                          r"this Python .*Fix: remove that kernelspec \(jupyter kernelspec remove python3\)"),
-    # issue 22, round 3: the rows left open (B21, B83, B99, A20 live) and further faults (N20-N34)
+    # issue 22, round 3: the rows left open (B21, B83, B99, A20 live) and further faults (N20-N35)
     ("B21: chapter 06 with -p steps 20 (shorter than the profile's warmup)",
      lambda *_: damage.rankbook_cli("run", "06", "-p", "steps", "20"), damage.CommandFailed,
      r"^error: -p steps 20: 06_language's fast profile warms the learning rate up over its first 100 steps "
@@ -521,6 +536,11 @@ BAD_INPUTS = [
     ("N34: toy chapter 02 with -p alphas '[0.1, 2]', before the kernel",
      lambda *_: damage.rankbook_cli("run", "02", "-p", "alphas", "[0.1, 2]"), damage.CommandFailed,
      r"^error: -p alphas \[0.1, 2\]: 02_toy \(fast profile\): alphas=2 is out of range: it must be < 1.0"),
+    ("N35: a damaged run in results/ (not the build folder) says training leaves it there",
+     _damaged_committed_run, UserWarning,
+     r"manifest.json is damaged or truncated.*training this config writes a new run under .*build/results "
+     r"and leaves this one as it is \(restore it, e\.g\. git checkout -- .*results/run-[0-9a-f]+, or "
+     r"delete it\)"),
     ("N32: inspect --arch with a misspelt key lists the keys",
      lambda t, m: _inspect(t).__class__ and damage.rankbook_cli(
          "inspect", *_two_checkpoints(t), "--arch", _TINY_ARCH + ",colour=red"), damage.CommandFailed,

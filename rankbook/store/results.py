@@ -160,8 +160,12 @@ def find(name: str, config: Mapping[str, Any], roots: list[Path] | None = None) 
             _record("result", name, key, folder)
             return found
         except DamagedResultError as exc:
-            warnings.warn(f"{exc} Treated as an unfinished run: it is not reused, and training this "
-                          f"config again overwrites it.", stacklevel=2)
+            if Path(root).resolve() == default_root().resolve():
+                then = "training this config again overwrites it"
+            else:  # a stored (e.g. committed) run: training writes elsewhere and leaves this folder damaged
+                then = (f"training this config writes a new run under {default_root()} and leaves this one "
+                        f"as it is (restore it, e.g. git checkout -- {folder}, or delete it)")
+            warnings.warn(f"{exc} Treated as an unfinished run: it is not reused, and {then}.", stacklevel=2)
     record_lookup(name, key, None)
     return None
 
