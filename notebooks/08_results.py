@@ -72,11 +72,13 @@ results.vocabulary_table()
 # This build ran the {glue:text}`ch08_profile` profile and checked
 # {glue:text}`ch08_n_claims` claims; their verdicts: {glue:text}`ch08_tally`.
 #
-# ```{admonition} How to read the table
-# The verdict sits beside the claim: it is the one of the largest scale
-# measured, named in brackets. The column after it names the figure or
-# section where the paper makes the claim (arXiv v1 numbering). Then this
-# book's measurements at each scale: **fast** is the run this site was built
+# ```{admonition} How to read the table and the list
+# The table puts the verdict and the chapter beside each claim: the verdict
+# is the one of the largest scale measured, named in brackets. The last
+# column names the figure or section where the paper makes the claim (arXiv
+# v1 numbering).
+# The list after it gives this book's measurements at each scale, one line
+# per claim and scale: **fast** is the run this site was built
 # from (CPU, minutes, a small model and data set), **reference** a stored run
 # closer to the paper's settings (estimated at CPU-hours; the stored ViT runs
 # were made on an H100 GPU in about 4.5 minutes each, the reference language
@@ -89,7 +91,13 @@ results.vocabulary_table()
 # ```
 
 # %% tags=["remove-input"]
-table
+results.verdicts_table(table)
+
+# %% [markdown]
+# What each scale measured, claim by claim:
+
+# %% tags=["remove-input"]
+results.measurements(table)
 
 # %% [markdown]
 # ## The paper's figures in this book
@@ -141,7 +149,7 @@ glue("ch08_new_false", f"{max(max(r['false rises'], r['false falls']) for r in c
 glue("ch08_draws", "500 (100 for the old rule)", display=False)
 changes = results.rule_change_table(profile)
 glue("ch08_rule_changes", str(sum(r["what changed and why"] != "nothing" for r in changes.records())),
-     display=False)
+     display=False)  # layers whose verdict changed
 
 # %% tags=["remove-input"]
 changes

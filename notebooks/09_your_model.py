@@ -209,7 +209,7 @@ glue("ch09_fig_finetune", figure.update_figure(measured["finetune"], subtitle, t
 # rank of $\Delta W_K W_Q^\top$ (blue) and $\Delta W_V W_O^\top$ (red) per layer,
 # mean ± std over heads; dotted: a random matrix of the same shape and rank
 # bound. Middle, right: every head's normalized spectrum $\sigma_i/\sigma_1$ of
-# $\Delta$, darker for deeper layers. The paper's Fig. 1a/12 show the same
+# $\Delta$, darker for deeper layers. The paper's Figs. 1a and 12 (v1) show the same
 # quantities for training from scratch; fine-tuning is beyond the paper.
 # ```
 #

@@ -77,3 +77,25 @@ def test_setup_page_settings_have_descriptions_and_departures_are_highlighted():
         assert flagged == (fast[record["setting"]] != paper[record["setting"]])
         assert (record["fast vs paper"] == "departs") == flagged
     assert any(t.highlight) and not all(t.highlight)
+
+
+def test_toy_solver_report_is_read_row_by_row():
+    """The performance page reads benchmarks/toy_solver.py's report (its shape as main() writes it); a report
+    of another shape gets one row that says so, never a guess."""
+    race = {"alpha": 1e-32, "target_max_rel_error": 1e-3, "flow": {"evaluations": 310, "rtol": 1e-5},
+            "gd_evaluations": 4.1e5, "gd_extrapolated": True, "evaluation_ratio": 4.1e5 / 310}
+    report = {"mode": "quick", "accuracy_race": {"1e-32": race},
+              "cost_against_alpha": [{"alpha": a, "events_evaluations": n}
+                                     for a, n in ((1e-4, 300), (1e-32, 330), (1e-64, 331))],
+              "evaluation_cost_ms": {"diagonal_hand_ms": 0.5, "full_hand_ms": 0.9, "diagonal_speedup": 3.0,
+                                     "full_speedup": 2.5},
+              "solver_comparison": [{"method": "events", "rtol": 1e-5, "evaluations": 330, "wall_s": 0.2,
+                                     "max_rel_error": 4e-4},
+                                    {"method": "LSODA", "rtol": 1e-6, "failed": "x"}]}
+    rows = performance.figures_table({"toy_solver": report}).records()
+    text = " | ".join(f"{r['figure']}: {r['value']} ({r['ratio / target']})" for r in rows)
+    assert "310 vs 410000" in text and "1323x fewer (GD extrapolated from its finest run)" in text
+    assert "300 → 330" in text and "x1.10" in text  # the growth is over α = 1e-4 → 1e-32, not to 1e-64
+    assert "solver LSODA (rtol 1e-06) at α = 1e-32: failed" in text and len(rows) == 5
+    (odd,) = performance.figures_table({"toy_solver": {"races": []}}).records()
+    assert odd["figure"] == "report in a format this page does not read" and odd["value"] == "keys: races"

@@ -84,6 +84,13 @@ def test_table_reads_the_chapters_records(tmp_path, monkeypatch):
     claims.record("fast", "06_language", [_row("paper", "0.2", "shown", claim="rank rises", chapter="06")])
     table = results.claims_table("fast", STEMS)
     assert table.columns[3:5] == ["fast (this build)", "paper scale"] and "no reference runs" in table.title
+    # the page shows two tables: verdicts beside their claims, then each tier's measurement in its own row
+    assert results.verdicts_table(table).columns == [results.CLAIM, results.VERDICT, "ch.", results.WHERE]
+    listed = results.measurements(table)
+    assert listed.items == [("Δ is low-rank", [("fast (this build)", "2.0"), ("paper scale", "not run")]),
+                            ("rank rises", [("fast (this build)", "not run"), ("paper scale", "0.2")])]
+    assert "<li><em>paper scale</em>: 0.2</li>" in listed._repr_html_()
+    assert "  paper scale: 0.2" in str(listed)
 
 
 def test_results_page_is_stale_when_a_chapter_records_claims_after_it(tmp_path, monkeypatch):
@@ -121,9 +128,15 @@ def test_rule_change_table_counts_and_explains(tmp_path):
     if len(vit_runs) < 3:
         pytest.skip("the three stored reference ViT seeds are not in results/")
     table = results.rule_change_table("fast", {("ViT", "reference"): vit_runs})
-    qk, vo = table.records()
-    assert qk["model, tier"] == "ViT, reference, 3 seeds pooled"
-    assert qk["rises: old rule"] == "6 of 6 layers" and qk["rises: new rule"] == "3 of 6 layers"
-    why = qk["what changed and why"]
-    assert "layer 1: rises → flat" in why and "heads rise" in why
-    assert vo["rises: new rule"] == "6 of 6 layers" and vo["what changed and why"] == "nothing"
+    records = table.records()
+    starts = [i for i, r in enumerate(records) if r["product"]]
+    assert len(starts) == 2, "one group of rows per product"
+    qk, vo = records[:starts[1]], records[starts[1]:]
+    assert qk[0]["model, tier"] == "ViT, reference, 3 seeds pooled"
+    assert qk[0]["rises: old rule"] == "6 of 6 layers" and qk[0]["rises: new rule"] == "3 of 6 layers"
+    assert len(qk) == 3, "one row per layer whose verdict changed (6 → 3 rising layers)"
+    assert all(r["model, tier"] == "" and r["rises: old rule"] == "" for r in qk[1:])
+    why = qk[0]["what changed and why"]
+    assert why.startswith("layer 1: rises → flat") and "heads rise" in why
+    assert vo[0]["rises: new rule"] == "6 of 6 layers"
+    assert [r["what changed and why"] for r in vo] == ["nothing"]

@@ -67,6 +67,12 @@ def test_long_cells_wrap_at_a_readable_measure_and_short_ones_never_wrap():
     # the table is free to be wider than the page: its box scrolls instead of squeezing the columns
     assert 'class="rankbook-scroll"' in h and "overflow-x:auto" in h
     assert "max-width:100%" not in re.search(r'<table[^>]*style="([^"]*)"', h)[1]
+    # a paragraph gets the full measure, so it is never squeezed to the minimum beside another long column
+    paragraph = "word " * (tables.PARAGRAPH_CELL // 5 + 1)
+    h = Table([{"claim": long_text, "measured": paragraph}])._repr_html_()
+    (_, claim_html), (_, measured_html) = re.findall(r'<td style="([^"]*)">(.*?)</td>', h)
+    assert f"width:{tables.WRAP_MAX_EM}em" in measured_html and "min-width" not in measured_html
+    assert f"min-width:{tables.WRAP_MIN_EM}em" in claim_html
 
 
 def test_math_cells_are_typeset_in_html_and_tex_in_text():

@@ -133,8 +133,9 @@ def _tier_runs(profile: str) -> dict[tuple[str, str], list]:
 
 
 def rule_change_table(profile: str, runs: Mapping[tuple[str, str], list] | None = None) -> Table:
-    """Per model, tier and product: layers that rise by the replaced trend rule and by the new one, and why
-    each layer's verdict changed (:func:`rankbook.analysis.report.rule_change`)."""
+    """Per model, tier and product: layers that rise by the replaced trend rule and by the new one, then one
+    row per layer whose verdict changed, with why (:func:`rankbook.analysis.report.rule_change`); the first
+    row of each group carries its counts (one row per layer keeps every cell a few lines tall)."""
     from rankbook.analysis import report
 
     runs = _tier_runs(profile) if runs is None else runs
@@ -143,13 +144,52 @@ def rule_change_table(profile: str, runs: Mapping[tuple[str, str], list] | None 
         for kind in report.KINDS:
             change = report.rule_change(rs, kind)
             seeds = f", {len(rs)} seeds pooled" if len(rs) > 1 else ""
-            rows.append(
-                {
-                    "model, tier": f"{model}, {tier}{seeds}",
-                    "product": report.NAMES[kind],
-                    "rises: old rule": change["old"],
-                    "rises: new rule": change["new"],
-                    "what changed and why": "; ".join(change["changes"]) or "nothing",
-                }
-            )
+            for i, why in enumerate(change["changes"] or ["nothing"]):
+                first = i == 0
+                rows.append(
+                    {
+                        "model, tier": f"{model}, {tier}{seeds}" if first else "",
+                        "product": report.NAMES[kind] if first else "",
+                        "rises: old rule": change["old"] if first else "",
+                        "rises: new rule": change["new"] if first else "",
+                        "what changed and why": why,
+                    }
+                )
     return Table(rows, title="Trend verdicts before (old rule) and after (the calibrated rule), per tier")
+
+
+def verdicts_table(table: Table) -> Table:
+    """The claims with their verdicts and chapters beside them (the short columns of :func:`claims_table`)."""
+    return Table(table.records(), [CLAIM, VERDICT, "ch.", WHERE], title=f"Verdicts: {table.title}")
+
+
+class Measurements:
+    """What each tier measured for each claim, as a list under each claim (HTML in Jupyter and on the site,
+    text in a terminal): a measurement is often a paragraph, which in a table column beside the claim
+    either grows taller than a screen or pushes the table past the page's width."""
+
+    def __init__(self, table: Table):
+        tiers = [c for c in table.columns if c in TIER_COLUMNS.values()]
+        #: ``[(claim, [(tier, measured), ...]), ...]`` in the table's order
+        self.items = [(r[CLAIM], [(t, str(r[t])) for t in tiers]) for r in table.records()]
+
+    def __str__(self) -> str:
+        return "\n".join(f"{claim}\n" + "\n".join(f"  {t}: {m}" for t, m in tiers)
+                         for claim, tiers in self.items)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        items = "".join(
+            f'<dt style="font-weight:600;margin-top:0.6em">{html.escape(claim)}</dt>'
+            '<dd><ul style="margin:0.2em 0">'
+            + "".join(f"<li><em>{html.escape(t)}</em>: {html.escape(m)}</li>" for t, m in tiers)
+            + "</ul></dd>"
+            for claim, tiers in self.items
+        )
+        return f'<dl class="rankbook-measurements">{items}</dl>'
+
+
+def measurements(table: Table) -> Measurements:
+    """What each tier measured for each claim (:func:`claims_table`'s tier columns), claim by claim."""
+    return Measurements(table)

@@ -8,9 +8,11 @@ significant figures, the same decimals down a column so the points line up,
 and scientific notation only for very large or very small magnitudes.
 Numeric columns are right-aligned, text columns left-aligned.
 
-Width: a short cell never wraps (``white-space:nowrap``), and a long text
-cell wraps at a readable measure (between :data:`WRAP_MIN_EM` and
-:data:`WRAP_MAX_EM`), so no cell reads one word per line. A table wider than
+Width: a short cell never wraps (``white-space:nowrap``), a long text cell
+wraps at a readable measure (between :data:`WRAP_MIN_EM` and
+:data:`WRAP_MAX_EM`), so no cell reads one word per line, and a paragraph
+(over :data:`PARAGRAPH_CELL` characters) gets the full measure, so no row
+grows taller than a screen. A table wider than
 the page scrolls sideways inside its box (the site's stylesheet makes that
 scroll bar visible) instead of squeezing its columns or being cut off.
 Cells may hold :class:`Link` (a link to a page) and :class:`Math` (TeX that
@@ -29,9 +31,13 @@ _TABLE_STYLE = ("border-collapse:collapse;margin:0.6em 0 1em;font-size:0.9em;"
                 "font-variant-numeric:tabular-nums;width:auto")
 #: a text cell longer than this many characters wraps, at a measure between WRAP_MIN_EM and WRAP_MAX_EM
 LONG_CELL = 20
-WRAP_MIN_EM, WRAP_MAX_EM = 10, 30
+WRAP_MIN_EM, WRAP_MAX_EM = 14, 30
 _HIGHLIGHT_STYLE = "background:#fff3cd"
 _WRAP_STYLE = f"min-width:{WRAP_MIN_EM}em;max-width:{WRAP_MAX_EM}em;white-space:normal"
+#: a text cell longer than this (a paragraph) gets the full measure, WRAP_MAX_EM: left to the table's
+#: automatic layout it shrinks to WRAP_MIN_EM beside another long column and grows taller than a screen
+PARAGRAPH_CELL = 160
+_PARAGRAPH_STYLE = f"width:{WRAP_MAX_EM}em;white-space:normal"
 _CAPTION_STYLE = "caption-side:top;text-align:left;font-weight:600;padding:0 0 0.35em"
 _CELL_STYLE = "padding:0.3em 0.9em;border-bottom:1px solid #ddd;vertical-align:top;text-align:{align}"
 _HEAD_STYLE = _CELL_STYLE + ";border-bottom:2px solid #888;font-weight:600;white-space:nowrap"
@@ -180,6 +186,8 @@ def _td(text: str, align: str, markup: str | None) -> str:
     """One cell: short ones on one line, long text wrapped at a readable measure (never a word per line)."""
     style = _CELL_STYLE.format(align=align)
     content = markup or html.escape(text)
+    if len(text) > PARAGRAPH_CELL:
+        return f'<td style="{style}"><div style="{_PARAGRAPH_STYLE}">{content}</div></td>'
     if len(text) > LONG_CELL:
         return f'<td style="{style}"><div style="{_WRAP_STYLE}">{content}</div></td>'
     return f'<td style="{style};white-space:nowrap">{content}</td>'
