@@ -55,7 +55,15 @@ import sys
 
 if importlib.util.find_spec("rankbook") is None:
     _target = os.environ.get("RANKBOOK_INSTALL") or "rankbook @ git+https://github.com/rankbook/rankbook@main"
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", _target])
+    if subprocess.call([sys.executable, "-m", "pip", "install", "-q", _target]):
+        raise RuntimeError(
+            f"pip could not install rankbook from {_target!r} (pip's error is above). If that address "
+            "cannot be reached (offline, private, moved), set RANKBOOK_INSTALL to what pip should install "
+            "instead (a wheel, a local clone, another git+https:// address), e.g. "
+            "os.environ['RANKBOOK_INSTALL'] = '/content/rankbook-0.1.0-py3-none-any.whl', and run this cell "
+            "again. The address is the book's _config.yml repository.url and branch (python -m "
+            "rankbook.book.colab --write rewrites this cell from it)."
+        )
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Imports and settings"}
 import json
