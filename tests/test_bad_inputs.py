@@ -214,6 +214,15 @@ def _damaged_committed_run(tmp_path, monkeypatch):
         return results.find("run", config, roots=[tmp_path / "results"])
 
 
+def _inspect_keeping_the_model(tmp_path, option):
+    before, after = _two_checkpoints(tmp_path)
+    kept = open(before, "rb").read()
+    try:
+        return damage.rankbook_cli("inspect", before, after, "--arch", _TINY_ARCH, option, before)
+    finally:
+        assert open(before, "rb").read() == kept, "the BEFORE checkpoint was overwritten"
+
+
 BAD_INPUTS = [
     ("unknown profile", lambda *_: profiles.resolve("nonsense"),
      profiles.ProfileError, r"unknown profile 'nonsense'.*valid profiles: fast, reference, paper"),
@@ -460,7 +469,7 @@ BAD_INPUTS = [
     ("B73: a user python3 kernelspec running another interpreter", damage.foreign_python3_kernel,
      runner.RunnerError, r"the Jupyter kernel 'python3' \(.*kernel.json\) runs /opt/other/bin/python, not "
                          r"this Python .*Fix: remove that kernelspec \(jupyter kernelspec remove python3\)"),
-    # issue 22, round 3: the rows left open (B21, B83, B99, A20 live) and further faults (N20-N35)
+    # issue 22, round 3: the rows left open (B21, B83, B99, A20 live) and further faults (N20-N37)
     ("B21: chapter 06 with -p steps 20 (shorter than the profile's warmup)",
      lambda *_: damage.rankbook_cli("run", "06", "-p", "steps", "20"), damage.CommandFailed,
      r"^error: -p steps 20: 06_language's fast profile warms the learning rate up over its first 100 steps "
@@ -541,6 +550,13 @@ BAD_INPUTS = [
      r"manifest.json is damaged or truncated.*training this config writes a new run under .*build/results "
      r"and leaves this one as it is \(restore it, e\.g\. git checkout -- .*results/run-[0-9a-f]+, or "
      r"delete it\)"),
+    ("N36: inspect --json naming the BEFORE checkpoint (it was overwritten with the JSON)",
+     lambda t, m: _inspect_keeping_the_model(t, "--json"), damage.CommandFailed,
+     r"^error: --json .*before.pt is BEFORE's model file: writing it would overwrite that model; choose "
+     r"another path \(exit 2\)$"),
+    ("N37: inspect --json and --figure naming one file (the figure overwrote the JSON)",
+     lambda t, m: _inspect(t, "--json", str(t / "s.png"), "--figure", str(t / "s.png")), damage.CommandFailed,
+     r"^error: --json and --figure name the same file \(.*s.png\); give each its own \(exit 2\)$"),
     ("N32: inspect --arch with a misspelt key lists the keys",
      lambda t, m: _inspect(t).__class__ and damage.rankbook_cli(
          "inspect", *_two_checkpoints(t), "--arch", _TINY_ARCH + ",colour=red"), damage.CommandFailed,

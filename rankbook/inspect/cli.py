@@ -54,6 +54,21 @@ def run(args) -> int:
         if problem:
             print(f"error: {option} {target}: {problem}", file=sys.stderr)
             return 2
+    inputs = {Path(x).resolve(): role for role, x in (("BEFORE", args.before), ("AFTER", args.after))}
+    for option, target in (("--json", args.json), ("--figure", args.figure)):
+        where = None if target is None else Path(target).resolve()
+        inside = [r for p, r in inputs.items()
+                  if where and where.exists() and p.is_dir() and p in where.parents]
+        hit = inputs.get(where) or (inside[0] if inside else None)
+        if hit:  # writing it would destroy what is being measured
+            print(f"error: {option} {target} is {hit}'s model file: writing it would overwrite that model; "
+                  f"choose another path", file=sys.stderr)
+            return 2
+    if args.json is not None and args.figure is not None and Path(args.json).resolve() == Path(
+            args.figure).resolve():
+        print(f"error: --json and --figure name the same file ({args.json}); give each its own",
+              file=sys.stderr)
+        return 2
     if args.figure is not None and Path(args.figure).suffix.lower() not in (".png", ".svg", ".pdf"):
         print(f"error: --figure {args.figure}: use a .png, .svg or .pdf name", file=sys.stderr)
         return 2
