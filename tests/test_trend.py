@@ -145,3 +145,18 @@ def test_trends_per_layer_overall_and_count():
     assert [t.verdict for t in ts] == ["rises", "falls", "flat"] and [t.layer for t in ts] == [0, 1, 2]
     assert trend.overall(ts) == "mixed" and trend.count(ts) == "1 of 3 layers"
     assert trend.overall([ts[0], ts[0], ts[2]]) == "rises"
+
+
+def test_calibration_reads_only_transformer_runs_among_stored_results(tmp_path):
+    """results/ also stores the toy chapters' summaries (a manifest, no arrays): the calibration's grids skip
+    them by the manifest's kind instead of failing on a missing arrays.npz (chapter 08 did, once toy tiers
+    were stored)."""
+    import json
+
+    from rankbook.analysis import calibration
+
+    toy = tmp_path / "toy-02_toy-reference-0"
+    toy.mkdir()
+    (toy / "manifest.json").write_text(json.dumps({"config": {"kind": "toy", "n_samples": 1000}}))
+    (toy / "summary.json").write_text("{}")
+    assert calibration.stored_runs(tmp_path) == {"reference ViT": [], "paper ViT": [], "reference LM": []}

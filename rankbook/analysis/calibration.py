@@ -58,13 +58,13 @@ class _Stored:
 def stored_runs(root: Path = RESULTS) -> dict[str, list[_Stored]]:
     """Stored default-scale runs by grid: ``reference ViT`` (seeds), ``paper ViT``, ``reference LM``."""
     out: dict[str, list[_Stored]] = {"reference ViT": [], "paper ViT": [], "reference LM": []}
-    for folder in sorted(root.glob("*/manifest.json")):
-        r = _Stored(folder.parent)
-        c = r.config
+    for manifest in sorted(root.glob("*/manifest.json")):
+        # the kind from the manifest first: other stored results (the toy chapters' summaries) have no arrays
+        c = json.loads(manifest.read_text())["config"]
         if c.get("kind") == "vit" and c.get("init_scale") == 1.0:
-            out["paper ViT" if c.get("d_model") == 512 else "reference ViT"].append(r)
+            out["paper ViT" if c.get("d_model") == 512 else "reference ViT"].append(_Stored(manifest.parent))
         elif c.get("kind") in ("gpt", "lm") or "context" in c:
-            out["reference LM"].append(r)
+            out["reference LM"].append(_Stored(manifest.parent))
     return out
 
 
