@@ -1,4 +1,4 @@
-"""The results page: every claim the book checks, one row per claim, its numbers at each tier side by side.
+"""The results page: every claim the book checks with its verdict, then what each tier measured for it.
 
 Rows come from the chapters' ``claims.json`` files
 (:func:`rankbook.analysis.claims.load_all`), written when a chapter runs, so
