@@ -49,8 +49,9 @@ def tier_table(rows: Sequence[Mapping[str, Any]]) -> Table:
 def headline_table(rows: Sequence[Mapping[str, Any]], stems: Sequence[str]) -> Table:
     """Each claim with the verdict of the largest tier that measured it (the results page's rows, short)."""
     found = results.claim_rows(rows, stems)
+    # the verdict right after the claim: on a phone the columns past the first two scroll out of view
     return Table([{"claim": r[results.CLAIM], "paper (v1)": r[results.WHERE], "verdict": r[results.VERDICT],
-                   "ch.": r["ch."]} for r in found], ["claim", "paper (v1)", "verdict", "ch."],
+                   "ch.": r["ch."]} for r in found], ["claim", "verdict", "ch.", "paper (v1)"],
                  title=f"The {len(found)} claims and their verdicts at the largest tier measured")
 
 
