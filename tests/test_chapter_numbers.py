@@ -100,3 +100,16 @@ def test_lora_figures_mark_the_recovery_ranks(run):
     assert [r["rank r"] for r in table] == [0, 1, 2, 4] and table[-1]["recovered, [Δ]_r"] == pytest.approx(
         1.0
     )
+
+
+def test_window_context_reads_the_runs_own_lr_and_loss_where_the_window_opens(run):
+    """The warmup diagnostic beside a verdict: lr share and loss at the window's first step, from the arrays."""
+    steps, lr, loss = (np.asarray(run.arrays[k], dtype=float) for k in ("step", "lr", "test_loss"))
+    ctx = report.window_context(run, metric="test_loss")
+    i0 = int(np.flatnonzero(steps >= trend.TRANSIENT_STEPS)[0])
+    assert ctx["window_step"] == f"{int(steps[i0]):,}"
+    assert ctx["lr_share"] == f"{lr[i0] / lr.max():.0%}"
+    assert ctx["loss_start"] == f"{loss[i0]:.2f}" and ctx["loss_end"] == f"{loss[-1]:.2f}"
+    assert ctx["warmup_end"] == f"{trend.warmup_steps(run):,}"
+    with pytest.raises(KeyError):
+        report.window_context(run, metric="no_such_metric")

@@ -7,7 +7,7 @@ import time
 import damage
 import pytest
 
-from rankbook.store import atomic, errors, paths
+from rankbook.store import atomic, errors, paths, results
 
 
 @pytest.fixture
@@ -231,3 +231,26 @@ def test_a_stored_run_touched_or_checked_out_again_leaves_pages_current(tmp_path
     assert inputs.file_state(path) == before
     path.write_bytes(b"other byte")
     assert inputs.file_state(path) != before and inputs.file_state(tmp_path / "gone") == "missing"
+
+
+def test_portable_paths_are_idempotent(tmp_path, monkeypatch):
+    """Migrating a committed manifest twice changes nothing (a second pass wrote '……/cifar10-jpeg')."""
+    monkeypatch.setenv("RANKBOOK_DATA", str(tmp_path))
+    once = results.portable("cifar10 train (all; from /other/machine/cifar10-jpeg, sha256:efac85c8)")
+    assert once == "cifar10 train (all; from …/cifar10-jpeg, sha256:efac85c8)"
+    assert results.portable(once) == once
+    assert results.portable(f"{tmp_path}/wikitext-2/train.txt") == "$RANKBOOK_DATA/wikitext-2/train.txt"
+
+
+def test_migrate_leaves_toy_summaries_alone(tmp_path):
+    """A toy chapter's stored tier has summary.json and no arrays: up to date, never 'delete and train again'."""
+    from rankbook.store import migrate
+
+    folder = tmp_path / "toy-01_theory-reference-0123456789ab"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"key": "0123456789ab", "config": {}}')
+    (folder / "summary.json").write_text("{}")
+    before = (folder / "manifest.json").read_text()
+    assert migrate.migrate(folder) == []
+    assert migrate.main([str(tmp_path)]) == 0
+    assert (folder / "manifest.json").read_text() == before

@@ -160,3 +160,14 @@ def test_calibration_reads_only_transformer_runs_among_stored_results(tmp_path):
     (toy / "manifest.json").write_text(json.dumps({"config": {"kind": "toy", "n_samples": 1000}}))
     (toy / "summary.json").write_text("{}")
     assert calibration.stored_runs(tmp_path) == {"reference ViT": [], "paper ViT": [], "reference LM": []}
+
+
+def test_a_dip_that_ends_below_its_start_is_said_to_climb_back():
+    """Falls in the first quarter, dips in the middle, climbs back part of the way: the words say so."""
+    x = (LOG - np.log(10)) / (LOG[-1] - np.log(10))
+    dip_back = np.where(x < 0.5, 3.0 - 3.8 * x, 1.1 + 0.8 * (x - 0.5))  # 3.0 → 1.1 at the middle → 1.5
+    t = trend.layer_trend(STEPS, curves(dip_back, noise=0.005))
+    assert t.verdict == "falls"  # the rule judges start against end
+    assert t.shape == "dips then climbs back (below its start)"
+    assert "climbs back to" in t.shape_words and "below its start" in t.shape_words
+    assert "then falls" not in t.shape_words

@@ -171,6 +171,31 @@ def trend_numbers(results) -> dict[str, str]:
     return out
 
 
+def window_context(result, metric: str = "eval_loss") -> dict[str, str]:
+    """Where training stands when the verdict's window opens: a diagnostic printed beside the verdict.
+
+    The window is fixed in advance (step :data:`~rankbook.analysis.trend.TRANSIENT_STEPS`); this says what
+    it opens on: the learning rate there as a share of its peak, the warmup's end, and ``metric`` at the
+    window's start, at the warmup's end and at the last step. A Δ built from the tiny steps of an early
+    warmup, before the loss has moved, can have a high stable rank that later learning dilutes.
+    """
+    steps = np.asarray(result.arrays["step"])
+    lr = np.asarray(result.arrays["lr"], dtype=float)
+    loss = np.asarray(result.arrays[metric], dtype=float)
+    i0 = int(np.flatnonzero(trend.window_mask(steps))[0])
+    warm = trend.warmup_steps(result)
+    iw = int(np.argmin(np.abs(steps - warm)))
+    return {
+        "window_step": f"{int(steps[i0]):,}",
+        "lr_share": f"{lr[i0] / lr.max():.0%}" if lr.max() > 0 else "n/a",
+        "warmup_end": f"{warm:,}",
+        "warmup_step": f"{int(steps[iw]):,}",
+        "loss_start": f"{loss[i0]:.2f}",
+        "loss_warmup": f"{loss[iw]:.2f}",
+        "loss_end": f"{loss[-1]:.2f}",
+    }
+
+
 def trend_claim(results, tier: str, chapter: str, paper: str = "Fig. 12") -> dict[str, str]:
     """Claim row: the stable rank of Δ grows gradually through training, per layer, by the calibrated rule."""
     layer_trends = {k: trend.run_trends(results, k) for k in KINDS}

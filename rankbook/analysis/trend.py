@@ -254,9 +254,16 @@ def describe_shape(steps: np.ndarray, mean: np.ndarray, min_change: float = MIN_
         events.append((i_hi, f"peaks at {hi:.2f} at step {int(steps[i_hi]):,}", "peaks"))
     events.sort()
     ending = {"rises": f"rises to {e:.2f}", "falls": f"falls to {e:.2f}", "level": f"ends level at {e:.2f}"}
-    parts = [text for _, text, _ in events] + [ending[direction]]
     labels = [label for _, _, label in events] + [direction]
-    if direction == "rises":
+    # after a dip the curve climbs back, after a peak it comes down: "dips then falls" would hide that the
+    # last stretch goes the other way, so the ending says where it went from the extremum
+    last = events[-1][2] if events else ""
+    if (last, direction) == ("dips", "falls"):
+        ending["falls"], labels[-1] = f"climbs back to {e:.2f}, below its start,", "climbs back"
+    elif (last, direction) == ("peaks", "rises"):
+        ending["rises"], labels[-1] = f"comes back down to {e:.2f}, above its start,", "comes back down"
+    parts = [text for _, text, _ in events] + [ending[direction]]
+    if labels[-1] == "rises":
         stays = np.array([np.all(mean[i:] >= s + 0.9 * (e - s)) for i in range(len(mean))])
         i90 = int(np.argmax(stays))  # the last point always stays (E is within the last quarter's average)
         if stays.any() and pos[i90] <= 2 / 3:
@@ -273,6 +280,8 @@ def describe_shape(steps: np.ndarray, mean: np.ndarray, min_change: float = MIN_
         shape = {"rises": "rises", "falls": "falls", "level": "flat"}[direction]
     else:
         shape = " then ".join("ends level" if x == "level" else x for x in labels)
+        if labels[-1] in ("climbs back", "comes back down"):
+            shape += " (below its start)" if direction == "falls" else " (above its start)"
     return shape, words
 
 

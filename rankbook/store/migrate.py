@@ -11,6 +11,9 @@ folders is searched one level down; default: ``<repo>/results`` and
 * portable data descriptions: absolute local paths in ``data`` rewritten
   relative to ``$RANKBOOK_DATA`` / ``$RANKBOOK_CACHE`` / ``~``.
 
+A toy chapter's stored tier (``summary.json`` beside its manifest, no
+arrays) has nothing to migrate and is reported up to date.
+
 Nothing else changes: not the config, not the key, not the arrays, not the
 folder's name. ``source_sha256`` is not invented for old runs (the source that
 made them is not known). Runs finished by training jobs that still run older
@@ -23,6 +26,9 @@ import sys
 from pathlib import Path
 
 from rankbook.store import atomic, results
+
+#: rankbook.theory.tiers.SUMMARY (not imported: the store does not depend on the theory package)
+TOY_SUMMARY = "summary.json"
 
 
 def run_folders(roots: list[Path]) -> list[Path]:
@@ -41,6 +47,8 @@ def migrate(folder: Path) -> list[str]:
     folder = Path(folder)
     manifest = results.read_manifest(folder)
     changes = []
+    if not (folder / results.ARRAYS).exists() and (folder / TOY_SUMMARY).is_file() and "arrays" not in manifest:
+        return changes  # a toy chapter's stored tier (rankbook.theory.tiers): a summary, no arrays to vouch for
     listed = manifest.get("arrays")
     if isinstance(manifest.get("sha256"), dict) and manifest["sha256"].get(results.ARRAYS):
         results.check_checksum(folder, manifest)  # a checksum that no longer matches is never rewritten

@@ -412,8 +412,9 @@ def portable(value: Any) -> Any:
     for var, root in roots:
         if root not in ("/", ""):
             value = value.replace(root + "/", var + "/").replace(root + ")", var + ")")
-    # any other absolute path (another machine's cache, /tmp): only its last part says anything
-    return re.sub(r"(?<![\w$~.])/(?:[^\s,()/]+/)*([^\s,()/]+)", r"…/\1", value)
+    # any other absolute path (another machine's cache, /tmp): only its last part says anything; a path
+    # already shortened ("…/name") is left as it is, so that migrating twice changes nothing
+    return re.sub(r"(?<![\w$~.…])/(?:[^\s,()/]+/)*([^\s,()/]+)", r"…/\1", value)
 
 
 def library_versions() -> dict[str, str]:
