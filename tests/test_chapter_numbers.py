@@ -113,3 +113,11 @@ def test_window_context_reads_the_runs_own_lr_and_loss_where_the_window_opens(ru
     assert ctx["warmup_end"] == f"{trend.warmup_steps(run):,}"
     with pytest.raises(KeyError):
         report.window_context(run, metric="no_such_metric")
+
+
+def test_stored_trend_numbers_name_the_same_keys_stored_or_not(run):
+    """A chapter glues these for a tier that may not be stored: every key exists either way."""
+    found, missing = report.stored_trend_numbers([run], metric="test_loss"), report.stored_trend_numbers([])
+    assert set(found) == set(missing) and set(missing.values()) == {"n/a"}
+    assert found["ctx_window_step"] == report.window_context(run, "test_loss")["window_step"]
+    assert found["qk_verdict"] == report.trend_numbers(run)["qk_verdict"]

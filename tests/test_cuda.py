@@ -65,3 +65,20 @@ def test_paper_model_compiles_without_graph_breaks():
     model = ViT(ViTConfig()).cuda()
     explanation = torch._dynamo.explain(model)(torch.randn(4, 3, 32, 32, device="cuda"))
     assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def test_null_rank_r_weights_of_cuda_weights_stay_on_cuda_and_match_the_cpu_draw():
+    """The paper LM's final numbers failed on an H200: the null's random update was drawn on the CPU and added
+    to CUDA weights. The draw stays on the CPU (one generator, the same numbers anywhere) and is moved over."""
+    from rankbook.analysis import truncation
+
+    gen = torch.Generator().manual_seed(0)
+    shape = (2, 3, 16, 4)  # [layers, heads, d_model, d_head]
+    initial = {k: torch.randn(*shape, generator=gen) for k in truncation.KINDS}
+    final = {k: v + 0.1 * torch.randn(*shape, generator=gen) for k, v in initial.items()}
+    on_cpu = truncation.rank_r_weights(initial, final, 2, null=True, seed=3)
+    on_gpu = truncation.rank_r_weights({k: v.cuda() for k, v in initial.items()},
+                                       {k: v.cuda() for k, v in final.items()}, 2, null=True, seed=3)
+    for k in truncation.KINDS:
+        assert on_gpu[k].device.type == "cuda"
+        torch.testing.assert_close(on_gpu[k].cpu(), on_cpu[k], rtol=1e-5, atol=1e-6)

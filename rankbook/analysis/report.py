@@ -196,6 +196,23 @@ def window_context(result, metric: str = "eval_loss") -> dict[str, str]:
     }
 
 
+TREND_KEYS = ("window_start", "end_step") + tuple(
+    f"{kind}_{name}" for kind in KINDS
+    for name in ("rises", "falls", "overall", "verdict", "shapes", "step1", "start", "min", "min_step", "end",
+                 "rho")
+)
+CONTEXT_KEYS = ("window_step", "lr_share", "warmup_end", "warmup_step", "loss_start", "loss_warmup", "loss_end")
+
+
+def stored_trend_numbers(results, metric: str = "eval_loss") -> dict[str, str]:
+    """A stored tier's :func:`trend_numbers` and, as ``ctx_*``, its first run's :func:`window_context`;
+    every key "n/a" when the tier is not stored (so a chapter's prose can name them either way)."""
+    if not results:
+        return {k: "n/a" for k in TREND_KEYS} | {f"ctx_{k}": "n/a" for k in CONTEXT_KEYS}
+    context = window_context(results[0], metric)
+    return trend_numbers(results) | {f"ctx_{k}": v for k, v in context.items()}
+
+
 def trend_claim(results, tier: str, chapter: str, paper: str = "Fig. 12") -> dict[str, str]:
     """Claim row: the stable rank of Δ grows gradually through training, per layer, by the calibrated rule."""
     layer_trends = {k: trend.run_trends(results, k) for k in KINDS}

@@ -98,7 +98,8 @@ def rank_r_weights(
             continue
         update = truncate(delta, rank)
         if null:
-            update = random_rank(delta.shape, rank, torch.linalg.matrix_norm(update), gen)
+            # drawn on the CPU (one generator, the same draw on every device), then moved to the weights'
+            update = random_rank(delta.shape, rank, torch.linalg.matrix_norm(update).cpu(), gen).to(delta.device)
         out[kind] = (w0.to(COMPUTE_DTYPE) + unfuse(update, heads)).to(w.dtype)
     return out
 
