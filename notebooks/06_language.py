@@ -16,8 +16,9 @@
 # %% [markdown]
 # # Language models: is the perturbation low-rank there too?
 #
-# The paper's experiments on incremental rank growth are on vision
-# transformers; its claim is about transformers in general. This chapter,
+# The experiments on incremental rank growth in the paper's arXiv v1 (the
+# text this book follows) are on vision transformers; its claim is about
+# transformers in general. This chapter,
 # beyond the paper, asks the same questions of a GPT-2-style causal language
 # model: how does the stable rank $\|\Delta\|_F^2/\|\Delta\|_2^2$ of
 # $\Delta W_K W_Q^\top$ and $\Delta W_V W_O^\top$ evolve through training, and
@@ -40,7 +41,7 @@
 # training and stored with the run, so a stored tier's numbers need no
 # weights.
 #
-# **Settings** (the paper trains no language model, so every choice here is
+# **Settings** (arXiv v1 trains no language model, so every choice here is
 # ours; `rankbook.settings.lm` gives the reasons):
 #
 # * `fast` (run live): **byte tokens** (vocabulary 256); 4 layers of 4 heads

@@ -42,6 +42,8 @@ def test_trend_figure_names_each_layers_verdicts_and_tables_cover_every_layer(ru
     assert "2 seeds" in fig._suptitle.get_text()
     rows = stable_rank.trend_table(run).records()
     assert len(rows) == 2 * run.config["depth"] and {r["verdict"] for r in rows} <= set(trend.VERDICTS)
+    html = stable_rank.trend_table(run)._repr_html_()  # the product typeset by MathJax, not raw "W_Q^T"
+    assert html.count('class="math') == len(rows) and "\\Delta W_K W_Q^\\top" in html
     assert len(stable_rank.curve_table(run, "vo", count=3).records()) == run.config["depth"]
     seeds = stable_rank.seeds_table({"fast": [run, run], "paper": []}).records()
     assert len(seeds) == run.config["depth"] and seeds[0]["std over seeds"] == 0 and seeds[0]["seeds"] == 2

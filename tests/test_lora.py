@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rankbook.analysis import truncation
+from rankbook.analysis import claims, truncation
 from rankbook.models import adapters
 from rankbook.models.gpt import GPT, GPTConfig
 
@@ -217,4 +217,6 @@ def test_sweep_and_lora_numbers():
     rows = [{"rank r": 1, "LoRA from init": 2.0, "full training cut to r": 2.5, "full training": 1.8}]
     assert "(better)" in truncation.lora_numbers(rows)["summary"]
     claims_rows = truncation.lora_claims({"ViT": sweep}, rows, "fast", "07_lora")
-    assert claims_rows[0]["verdict"] == "needs a high rank"  # 95% at rank 2 of 4 is not a quarter
+    assert claims_rows[0]["verdict"] == claims.NOT_SHOWN  # 95% at rank 2 of 4 is not a quarter
+    low = dict(sweep, truncated=np.array([0.2, 0.59, 0.6, 0.6]))  # 95% of the gain at rank 1 of 4
+    assert truncation.lora_claims({"ViT": low}, rows, "fast", "07_lora")[0]["verdict"] == claims.SHOWN

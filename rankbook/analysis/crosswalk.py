@@ -33,7 +33,8 @@ LANGUAGE_MODEL = (
     "'vision and language transformers' and that its Fig. 3 shows 'four different pairs of networks and "
     "tasks', without naming them here, so whether one of them is a language model, and which, is not known "
     "from this material (a later arXiv version may number it differently; none is here). Chapter 06 trains "
-    "a small GPT on WikiText-2 bytes instead, as this book's own test beyond v1."
+    "GPT-style models on WikiText-2 instead (byte tokens live, GPT-2's BPE in the stored reference tier), "
+    "as this book's own test beyond v1."
 )
 
 _ROWS: tuple[dict[str, Any], ...] = (

@@ -14,10 +14,10 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from rankbook.analysis import trend
+from rankbook.analysis import report, trend
 from rankbook.figures import style
 from rankbook.figures.spectra import KIND_COLOR, KIND_LABEL, describe, null_rank, pick_steps
-from rankbook.figures.tables import Table
+from rankbook.figures.tables import Math, Table
 from rankbook.store.results import Result
 
 KINDS = ("qk", "vo")
@@ -216,7 +216,7 @@ def trend_table(results: Result | Sequence[Result]) -> Table:
         for t in trend.run_trends(rs, kind):
             rows.append(
                 {
-                    "product": f"Δ{kind}",
+                    "product": Math(report.TEX[kind], report.NAMES[kind]),
                     "layer": t.layer + 1,
                     f"start (steps {t.window_start}+)": t.start_value,
                     "lowest": t.min_value,

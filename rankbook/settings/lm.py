@@ -13,7 +13,7 @@ by the chapters; none is written here.
 
 * ``paper``: GPT-2 small (12 layers, 12 heads of 64, width 768, MLP 3072,
   context 1024, tied embeddings) with GPT-2's BPE, bf16 autocast and
-  ``torch.compile``, for a GPU. The paper trains no language model, so the
+  ``torch.compile``, for a GPU. arXiv v1 trains no language model, so the
   data, steps, batch and learning rate are ours: a standard GPT-2 small recipe
   (Adam at 6e-4, warmup then cosine) shortened to 1,500 steps of 32 × 1,024
   tokens (49 M tokens, about 20 passes over WikiText-2's 2.4 M BPE tokens: it
