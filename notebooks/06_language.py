@@ -134,7 +134,8 @@ for tier in PROFILES:
     found = by_tier.get(tier) or []
     report.glue_all(f"ch06_{tier}", lm.tier_numbers(tier, found[0] if found else None))
 report.glue_all("ch06_published", {k: str(v) for k, v in lm.PUBLISHED.items()})
-for tier in ("reference", "paper"):  # verdicts, shapes and the warmup diagnostic of each tier ("n/a" if absent)
+# each stored tier's verdicts, shapes and warmup diagnostic ("n/a" where a tier is not stored)
+for tier in ("reference", "paper"):
     report.glue_all(f"ch06_{tier}_trend", report.stored_trend_numbers(by_tier.get(tier), "eval_loss"))
 
 # %% [markdown]

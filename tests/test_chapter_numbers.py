@@ -105,7 +105,7 @@ def test_lora_figures_mark_the_recovery_ranks(run):
 
 
 def test_window_context_reads_the_runs_own_lr_and_loss_where_the_window_opens(run):
-    """The warmup diagnostic beside a verdict: lr share and loss at the window's first step, from the arrays."""
+    """The warmup diagnostic beside a verdict: lr share and loss where the window opens, from the arrays."""
     steps, lr, loss = (np.asarray(run.arrays[k], dtype=float) for k in ("step", "lr", "test_loss"))
     ctx = report.window_context(run, metric="test_loss")
     i0 = int(np.flatnonzero(steps >= trend.TRANSIENT_STEPS)[0])

@@ -69,7 +69,7 @@ def test_paper_model_compiles_without_graph_breaks():
 
 def test_null_rank_r_weights_of_cuda_weights_stay_on_cuda_and_match_the_cpu_draw():
     """The paper LM's final numbers failed on an H200: the null's random update was drawn on the CPU and added
-    to CUDA weights. The draw stays on the CPU (one generator, the same numbers anywhere) and is moved over."""
+    to CUDA weights. The draw stays on the CPU (one generator, the same draw anywhere), then moves."""
     from rankbook.analysis import truncation
 
     gen = torch.Generator().manual_seed(0)

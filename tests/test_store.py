@@ -243,7 +243,7 @@ def test_portable_paths_are_idempotent(tmp_path, monkeypatch):
 
 
 def test_migrate_leaves_toy_summaries_alone(tmp_path):
-    """A toy chapter's stored tier has summary.json and no arrays: up to date, never 'delete and train again'."""
+    """A toy chapter's stored tier has summary.json and no arrays: up to date, never 'delete it'."""
     from rankbook.store import migrate
 
     folder = tmp_path / "toy-01_theory-reference-0123456789ab"

@@ -203,7 +203,9 @@ TREND_KEYS = ("window_start", "end_step") + tuple(
     for name in ("rises", "falls", "overall", "verdict", "shapes", "step1", "start", "min", "min_step", "end",
                  "rho")
 )
-CONTEXT_KEYS = ("window_step", "lr_share", "warmup_end", "warmup_step", "loss_start", "loss_warmup", "loss_end")
+CONTEXT_KEYS = (
+    "window_step", "lr_share", "warmup_end", "warmup_step", "loss_start", "loss_warmup", "loss_end"
+)
 
 
 def stored_trend_numbers(results, metric: str = "eval_loss") -> dict[str, str]:

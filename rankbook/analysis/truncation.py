@@ -99,7 +99,8 @@ def rank_r_weights(
         update = truncate(delta, rank)
         if null:
             # drawn on the CPU (one generator, the same draw on every device), then moved to the weights'
-            update = random_rank(delta.shape, rank, torch.linalg.matrix_norm(update).cpu(), gen).to(delta.device)
+            norms = torch.linalg.matrix_norm(update).cpu()
+            update = random_rank(delta.shape, rank, norms, gen).to(delta.device)
         out[kind] = (w0.to(COMPUTE_DTYPE) + unfuse(update, heads)).to(w.dtype)
     return out
 

@@ -47,8 +47,9 @@ def migrate(folder: Path) -> list[str]:
     folder = Path(folder)
     manifest = results.read_manifest(folder)
     changes = []
-    if not (folder / results.ARRAYS).exists() and (folder / TOY_SUMMARY).is_file() and "arrays" not in manifest:
-        return changes  # a toy chapter's stored tier (rankbook.theory.tiers): a summary, no arrays to vouch for
+    toy = (folder / TOY_SUMMARY).is_file() and "arrays" not in manifest
+    if toy and not (folder / results.ARRAYS).exists():
+        return changes  # a toy chapter's stored tier (rankbook.theory.tiers): a summary, no arrays to check
     listed = manifest.get("arrays")
     if isinstance(manifest.get("sha256"), dict) and manifest["sha256"].get(results.ARRAYS):
         results.check_checksum(folder, manifest)  # a checksum that no longer matches is never rewritten
