@@ -269,13 +269,22 @@ if ref_runs:
         ref_rows = lora_figures.lora_rows(ref_sweep, ref_adapters, ref_runs[0], lm.derived)
         display(Table(ref_rows, digits=4, title="Reference LM: LoRA adapters vs truncating full training"))
         claim_rows += truncation.lora_claims({"LM": ref_sweep}, ref_rows, "reference", CHAPTER)
-    status = (f"stored ({len(ref_adapters)} of {len(ref_settings.lora_ranks)} LoRA runs stored; "
-              f"the rest: `{lm.make_command('reference')}`)")
+    lora_summary = truncation.lora_numbers(ref_rows) if ref_adapters else {"summary": "n/a"}
+    report.glue_all("ch07_ref_lora", lora_summary)
+    devices = {r: a.manifest.get("device", "?") for r, a in {0: ref_runs[0], **ref_adapters}.items()}
+    glue("ch07_ref_devices", "; ".join(f"{'full run' if r == 0 else f'LoRA rank {r}'}: {d}"
+                                       for r, d in devices.items()), display=False)
+    missing = [r for r in ref_settings.lora_ranks if r not in ref_adapters]
+    status = "stored, with its LoRA runs of ranks " + ", ".join(map(str, ref_adapters)) if not missing else (
+        f"stored; LoRA runs of ranks {', '.join(map(str, missing))} not stored yet "
+        f"(`{lm.make_command('reference')}`)")
 else:
     glue("ch07_fig_lm_reference", stable_rank.not_stored("reference", "the language model"), display=False)
     for key, numbers in (("ch07_ref", ("rank0", "full", "full_rank", "r95", "r99", "null95")),
                          ("ch07_ref_ranks", ("product", "fused95", "r95"))):
         report.glue_all(key, dict.fromkeys(numbers, "n/a"))
+    report.glue_all("ch07_ref_lora", {"summary": "n/a"})
+    glue("ch07_ref_devices", "n/a", display=False)
     status = f"not stored yet; make it with `{lm.make_command('reference')}`"
 glue("ch07_reference_status", status, display=False)
 glue("ch07_profile", profile, display=False)
@@ -298,6 +307,12 @@ written = claims.record(profile, CHAPTER, claim_rows)
 # {glue:text}`ch07_ref_null95`). Per head, $\Delta W_K W_Q^\top$ has stable
 # rank {glue:text}`ch07_ref_ranks_product`; the fused $\Delta W_Q$ needs
 # {glue:text}`ch07_ref_ranks_fused95` singular values for 95% of its energy.
+#
+# LoRA adapters trained from initialization, against the full run cut to
+# the same rank (test loss, nats per token): {glue:text}`ch07_ref_lora_summary`
+# Where they were trained ({glue:text}`ch07_ref_devices`): the runs of one
+# tier share their settings and keys whatever the device (fp32 throughout),
+# but their training times in the table are not comparable across devices.
 # ```
 #
 # ## What follows for LoRA, and what does not
