@@ -220,3 +220,23 @@ def test_sweep_and_lora_numbers():
     assert claims_rows[0]["verdict"] == claims.NOT_SHOWN  # 95% at rank 2 of 4 is not a quarter
     low = dict(sweep, truncated=np.array([0.2, 0.59, 0.6, 0.6]))  # 95% of the gain at rank 1 of 4
     assert truncation.lora_claims({"ViT": low}, rows, "fast", "07_lora")[0]["verdict"] == claims.SHOWN
+
+
+def test_rank_r_weights_from_a_sweeps_svds_equal_the_truncated_update():
+    """The sweep's SVDs, computed once, give W_0 + truncate(Δ, r) at every rank and draw."""
+    gen = torch.Generator().manual_seed(1)
+    shape = (2, 3, 12, 4)  # [layers, heads, d_model, d_head]: fused [2, 12, 12], full rank 12
+    initial = {k: torch.randn(*shape, generator=gen) for k in adapters.KINDS}
+    final = {k: v + 0.1 * torch.randn(*shape, generator=gen) for k, v in initial.items()}
+    svds = truncation.delta_svds(initial, final)
+    for r in (0, 1, 3, 12):
+        once = truncation.rank_r_weights(initial, final, r, svds=svds)
+        for k in adapters.KINDS:
+            delta = adapters.fuse(final[k].double() - initial[k].double())
+            expected = (initial[k].double() + adapters.unfuse(truncation.truncate(delta, r), 3)).float()
+            torch.testing.assert_close(once[k], expected, rtol=1e-6, atol=1e-6)
+        for seed in (0, 1):
+            null_once = truncation.rank_r_weights(initial, final, r, null=True, seed=seed, svds=svds)
+            null_alone = truncation.rank_r_weights(initial, final, r, null=True, seed=seed)
+            for k in adapters.KINDS:
+                torch.testing.assert_close(null_once[k], null_alone[k], rtol=0, atol=0)

@@ -81,11 +81,13 @@ def rank_r_weights(
     rank: int,
     null: bool = False,
     seed: int = 0,
+    svds: Mapping[str, tuple[torch.Tensor, ...]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Attention weights ``W_0 + [W - W_0]_r`` per kind (``[layers, heads, d_model, d_head]``).
 
     ``null=True``: ``W_0 + R_r`` with ``R_r`` random of rank ``r`` and ``‖R_r‖_F = ‖[W - W_0]_r‖_F``.
-    At full rank (and not null) the trained weights are returned exactly.
+    At full rank (and not null) the trained weights are returned exactly. ``svds``: :func:`delta_svds` of the
+    same weights, computed once by a sweep instead of once per rank and draw.
     """
     gen = torch.Generator().manual_seed(seed)
     out = {}
@@ -96,7 +98,9 @@ def rank_r_weights(
         if not null and rank >= full_rank(delta.shape):
             out[kind] = w.clone()
             continue
-        update = truncate(delta, rank)
+        u, sv, vh = svds[kind] if svds is not None else torch.linalg.svd(delta, full_matrices=False)
+        r = min(rank, sv.shape[-1])
+        update = (u[..., :r] * sv[..., None, :r]) @ vh[..., :r, :]  # [Δ]_r, Eckart–Young (as truncate)
         if null:
             # drawn on the CPU (one generator, the same draw on every device), then moved to the weights'
             norms = torch.linalg.matrix_norm(update).cpu()
@@ -112,6 +116,19 @@ def sweep_ranks(full: int) -> list[int]:
         ranks.append(r)
         r *= 2
     return ranks + [full]
+
+
+def delta_svds(
+    initial: Mapping[str, torch.Tensor], final: Mapping[str, torch.Tensor]
+) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Per kind, the SVD ``(u, s, vh)`` of the fused update ``W - W_0`` in ``COMPUTE_DTYPE``: a sweep needs it
+    once, not once per rank and draw (GPT-2 small: 11 ranks × 3 draws × 4 kinds of [12, 768, 768] float64
+    SVDs, minutes even on a GPU)."""
+    return {
+        kind: tuple(torch.linalg.svd(fuse(final[kind].to(COMPUTE_DTYPE) - initial[kind].to(COMPUTE_DTYPE)),
+                                     full_matrices=False))
+        for kind in KINDS
+    }
 
 
 def rank_sweep(
@@ -130,13 +147,14 @@ def rank_sweep(
     full = full_rank(fuse(final["q"]).shape)
     ranks = sweep_ranks(full) if ranks is None else sorted(set(ranks))
     truncated, null_mean, null_std = [], [], []
+    svds = delta_svds(initial, final)
     try:
         for r in ranks:
-            set_attention_weights(model, rank_r_weights(initial, final, r))
+            set_attention_weights(model, rank_r_weights(initial, final, r, svds=svds))
             truncated.append(evaluate(model))
             vals = []
             for s in null_seeds:
-                set_attention_weights(model, rank_r_weights(initial, final, r, null=True, seed=s))
+                set_attention_weights(model, rank_r_weights(initial, final, r, null=True, seed=s, svds=svds))
                 vals.append(evaluate(model))
             null_mean.append(float(np.mean(vals)))
             null_std.append(float(np.std(vals)))
