@@ -143,7 +143,8 @@ results.crosswalk_table(profile)
 # vocabulary table) in at most {glue:text}`ch08_new_false` (this page's
 # check, {glue:text}`ch08_draws` draws per family and grid;
 # `benchmarks/trend_calibration.py` prints the whole table). The table below
-# gives, per model, tier and product, the layers that rise by each rule and
+# gives, per model, tier and product ($\Delta W_K W_Q^\top$ or
+# $\Delta W_V W_O^\top$), the layers that rise by each rule and
 # why each changed verdict changed; tiers whose runs are not stored for this
 # code and data (or, for the fast tier, not yet trained by this build's
 # chapters) are left out.

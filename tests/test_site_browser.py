@@ -58,6 +58,8 @@ SHOTS = paths.build_root() / "screenshots" / PROFILE
 #: a phone (390 px, the width of most current phones) and a laptop window
 WIDTHS = (390, 1280)
 WIDE = 1280
+#: a figure may be shown this share of the width it was drawn for (below: its text is shrunk)
+SHRINK_TOLERANCE = 0.98
 #: a figure narrower than this on the page is a thumbnail, not a figure (one 2.3-inch panel is 221 px)
 MIN_FIGURE_PX = 200
 MIN_COLUMN_GAP_PX = 8
@@ -334,9 +336,11 @@ def test_page_renders_cleanly(browser, page_path, width):
     assert not broken, f"{page_path}: images that did not load: {broken}"
     for i in (i for i in images if i["inOutput"]):
         intended = i["asked"] or i["natural"]
-        if width == WIDE:
-            assert i["shown"] >= intended - 1, (f"{page_path}: figure {i['src']} shown {i['shown']:.0f} px "
-                                                f"wide, drawn for {intended:.0f} px: its text is shrunk")
+        if width == WIDE:  # the column (about 660 px) moves by a few px between loads (scroll bar, fonts);
+            # a figure cropped tight to 661-665 px then failed one run in three: 2 % is not shrunk text
+            assert i["shown"] >= SHRINK_TOLERANCE * intended - 1, (
+                f"{page_path}: figure {i['src']} shown {i['shown']:.0f} px wide, drawn for "
+                f"{intended:.0f} px: its text is shrunk")
         assert i["shown"] >= MIN_FIGURE_PX, f"{page_path}: figure {i['src']} only {i['shown']:.0f} px wide"
 
     assert not problems, f"{page_path} at {width} px: " + "; ".join(problems[:8])
