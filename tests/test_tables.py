@@ -87,3 +87,15 @@ def test_highlighted_rows_are_tinted_and_the_flags_must_match_the_rows():
     assert ["background" in r for r in rows] == [False, True, False]
     with pytest.raises(ValueError, match="2 flags for 3 rows"):
         Table([{"a": 1}, {"a": 2}, {"a": 3}], highlight=[True, False])
+
+
+def test_product_names_in_headers_titles_and_cells_are_typeset_and_the_rest_escaped():
+    from rankbook.figures import tables
+
+    assert tables.typeset("a < b: ΔW_K W_Q^T") == (
+        'a &lt; b: <span class="math notranslate nohighlight">\\(\\Delta W_K W_Q^\\top\\)</span>')
+    assert "W_K W_Q^\\top" in tables.typeset("W_K W_Q^T") and "\\Delta" not in tables.typeset("W_K W_Q^T")
+    html = tables.Table([{"ΔW_V W_O^T per head": 1.5, "note": "ΔW_Q fused"}], title="Δ(W_K W_Qᵀ) by layer")
+    out = html._repr_html_()
+    assert out.count('class="math') == 3 and "^T" not in out and "Qᵀ" not in out
+    assert str(html).splitlines()[1].startswith("ΔW_V W_O^T per head")  # a terminal keeps the plain names

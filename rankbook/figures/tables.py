@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import math
 import numbers
+import re
 from typing import Any, Iterable, Mapping, Sequence
 
 #: magnitudes shown without an exponent: 1e-3 <= |x| < 1e6
@@ -54,6 +55,25 @@ class Math:
 
     def html(self) -> str:
         return f'<span class="math notranslate nohighlight">\\({html.escape(self.tex)}\\)</span>'
+
+
+#: the book's names of the products as plain text (terminals, claims records) and in TeX: a table's headers,
+#: title and text cells show them typeset on the site (MathJax), wherever they occur in the text
+PRODUCT_TEX = {
+    "ΔW_K W_Q^T": r"\Delta W_K W_Q^\top",
+    "ΔW_V W_O^T": r"\Delta W_V W_O^\top",
+    "Δ(W_K W_Qᵀ)": r"\Delta(W_K W_Q^\top)",
+    "Δ(W_V W_Oᵀ)": r"\Delta(W_V W_O^\top)",
+    "W_K W_Q^T": r"W_K W_Q^\top",
+    "W_V W_O^T": r"W_V W_O^\top",
+    "ΔW_Q": r"\Delta W_Q",
+}
+_PRODUCTS = re.compile("|".join(re.escape(k) for k in sorted(PRODUCT_TEX, key=len, reverse=True)))
+
+
+def typeset(text: str) -> str:
+    """``text`` as HTML, each product name in it (:data:`PRODUCT_TEX`) as MathJax inline math."""
+    return _PRODUCTS.sub(lambda m: Math(PRODUCT_TEX[m.group(0)]).html(), html.escape(text))
 
 
 class Link:
@@ -168,13 +188,13 @@ class Table:
 
     def _repr_html_(self) -> str:
         aligns = ["right" if n else "left" for n in self.numeric()]
-        head = "".join(f'<th style="{_HEAD_STYLE.format(align=a)}">{html.escape(c)}</th>'
+        head = "".join(f'<th style="{_HEAD_STYLE.format(align=a)}">{typeset(c)}</th>'
                        for c, a in zip(self.columns, aligns))
         links = [[v.html() if isinstance(v, (Link, Math)) else None for v in r] for r in self.rows]
         body = "".join((f'<tr style="{_HIGHLIGHT_STYLE}">' if hl else "<tr>")
                        + "".join(_td(v, a, ln) for v, a, ln in zip(r, aligns, lr)) + "</tr>"
                        for r, lr, hl in zip(self.cells(), links, self.highlight))
-        caption = (f'<caption style="{_CAPTION_STYLE}">{html.escape(self.title)}</caption>'
+        caption = (f'<caption style="{_CAPTION_STYLE}">{typeset(self.title)}</caption>'
                    if self.title else "")
         # a table wider than the page scrolls sideways instead of being cut off
         return (f'<div class="rankbook-scroll" style="overflow-x:auto;max-width:100%">'
@@ -185,7 +205,7 @@ class Table:
 def _td(text: str, align: str, markup: str | None) -> str:
     """One cell: short ones on one line, long text wrapped at a readable measure (never a word per line)."""
     style = _CELL_STYLE.format(align=align)
-    content = markup or html.escape(text)
+    content = markup or typeset(text)
     if len(text) > PARAGRAPH_CELL:
         return f'<td style="{style}"><div style="{_PARAGRAPH_STYLE}">{content}</div></td>'
     if len(text) > LONG_CELL:
