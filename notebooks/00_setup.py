@@ -91,7 +91,9 @@ environment.device_table()
 # Each setting has a one-line description. The rows where the `fast` column
 # differs from the `paper` column are **highlighted** (and marked "departs"):
 # there the fast chapters depart from the paper, and each chapter says so
-# where it matters.
+# where it matters. The descriptions name each head's two products as the book
+# writes them: $W_K W_Q^\top$ (keys and queries, the attention logits) and
+# $W_V W_O^\top$ (values and output).
 
 # %%
 for part in environment.PROFILE_TABLES:
