@@ -88,9 +88,10 @@ results.vocabulary_table()
 # The list after it gives this book's measurements at each scale, one line
 # per claim and scale: **fast** is the run this site was built
 # from (CPU, minutes, a small model and data set), **reference** a stored run
-# closer to the paper's settings (estimated at CPU-hours; the stored ViT runs
-# were made on an H100 GPU in about 4.5 minutes each, the reference language
-# model on one CPU core in 56 minutes), **paper scale** a stored run with the
+# closer to the paper's settings (CPU-hours; the stored ViT runs were made on
+# one GPU, an H100 or an H200, in minutes each, the reference language model
+# on two CPU cores in hours: the performance chapter lists each run's device
+# and time), **paper scale** a stored run with the
 # paper's settings (GPU); "not run" means no stored run for the current code
 # and data. A smaller scale whose verdict differs ends its cell with its own
 # verdict. The fast profile departs from the paper in model size, data and

@@ -21,9 +21,10 @@
 # package, in notebooks that you can open in Colab, execute with papermill, or
 # read here. Each figure says which **profile** produced it: `fast` (a CPU run
 # of minutes, what continuous integration executes and this site shows),
-# `reference` (closer to the paper; its ViT runs were trained on one H100 GPU in
-# about 4.5 minutes each, which is CPU-hours on a laptop; stored and shown
-# beside the live ones) or `paper` (the paper's settings, for a GPU; stored).
+# `reference` (closer to the paper; its ViT runs were trained on one GPU, an
+# H100 or an H200, in minutes each, which is CPU-hours on a laptop; stored and
+# shown beside the live ones; the performance chapter lists every run's device
+# and time) or `paper` (the paper's settings, for a GPU; stored).
 #
 # **Figure numbers.** The paper's figures are cited by their numbers in
 # **arXiv v1** (2306.07042v1, the text this book was checked against), written

@@ -94,6 +94,10 @@ LAYOUT_JS = """([maxCell, tolerance, minBar]) => {
   const clipper = e => { for (let x = e; x && x !== article; x = x.parentElement) {
       const o = getComputedStyle(x).overflowX; if (o !== 'visible') return x; } return null; };
   const visible = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+  // the page itself never scrolls sideways (a long word in a heading widened a phone's page by 57 px)
+  const page = document.documentElement;
+  if (page.scrollWidth > page.clientWidth + 1)
+    problems.push(`the page is ${page.scrollWidth - page.clientWidth} px wider than the window`);
   const boxes = Array.from(article.querySelectorAll(
     'table, pre, div.cell_output img, figure img, .rankbook-scroll'));
   for (const e of boxes.filter(visible)) {

@@ -139,3 +139,14 @@ def test_every_figure_goes_through_the_style():
     found = [f"{p.relative_to(paths.REPO_ROOT)}:{n}: {line.strip()}" for p in files
              for n, line in enumerate(p.read_text().splitlines(), 1) if banned.search(line)]
     assert not found, "make figures with rankbook.figures.style (figure/finish/show):\n" + "\n".join(found)
+
+
+def test_wrap_never_breaks_inside_math():
+    """A legend line holding one '$' is drawn as raw TeX: each wrapped line keeps its math spans whole."""
+    from rankbook.figures import style
+
+    text = (r"off the axes: at init $W_K W_Q^\top$ 7.8, $W_V W_O^\top$ 7.5; random, rank 2·d_head: 11.3 "
+            r"and once more $W_V W_O^\top$ at the end")
+    lines = style.wrap(text, 2.0, 9).split("\n")
+    assert len(lines) > 2 and all(line.count("$") % 2 == 0 for line in lines)
+    assert " ".join(lines) == text

@@ -26,6 +26,7 @@ test:
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 
 import matplotlib
@@ -114,7 +115,13 @@ def _share(axes: np.ndarray, how, axis: str) -> None:
 def wrap(text: str, width_in: float, font_pt: float) -> str:
     """``text`` wrapped to lines that fit ``width_in`` inches at ``font_pt`` (about 0.5 em per character)."""
     chars = max(20, int(width_in * 72 / (0.52 * font_pt)))
-    return "\n".join(textwrap.fill(part, chars) for part in text.split("\n"))
+    # never inside $...$: a line holding one "$" is drawn as raw TeX ("$W_K W_Q^\tops 7.8" in a legend);
+    # textwrap breaks only at ASCII whitespace, so a math span's spaces become no-break spaces meanwhile
+    def keep(part: str) -> str:
+        return re.sub(r"\$[^$]*\$", lambda m: m.group(0).replace(" ", "\u00a0"), part)
+
+    lines = (textwrap.fill(keep(part), chars, break_long_words=False) for part in text.split("\n"))
+    return "\n".join(lines).replace("\u00a0", " ")
 
 
 def finish(fig, title: str, subtitle: str = "", *, min_font: float = MIN_FONT_PT):
