@@ -77,8 +77,9 @@ performance.chapter_costs()
 # The stored runs that the chapters show beside the live ones (`results/`),
 # each as its manifest records it: the device it trained on, its steps and
 # its training time. The `reference` ViT runs were trained on one GPU (an H100,
-# or an H200 for the later seeds) in minutes each; on a laptop CPU they would take hours, which is why they are
-# stored rather than run by the build. The profile column is the profile
+# or an H200 for the later seeds) in minutes each; on a laptop CPU they
+# would take hours, which is why they are stored rather than run by the
+# build. The profile column is the profile
 # whose settings the run's configuration matches (or the closest one, with
 # the settings that differ).
 
