@@ -21,8 +21,6 @@ from rankbook.settings import profiles
 
 KINDS = ("qk", "vo")
 NAMES = {"qk": "ΔW_K W_Q^T", "vo": "ΔW_V W_O^T"}
-#: the same names in TeX, for table cells (rankbook.figures.tables.Math typesets them on the site)
-TEX = {"qk": r"\Delta W_K W_Q^\top", "vo": r"\Delta W_V W_O^\top"}
 
 
 def glue_all(prefix: str, numbers: Mapping[str, Any]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from rankbook.analysis import claims
-from rankbook.figures.tables import Link, Math, Table
+from rankbook.figures.tables import Link, Table
 
 TIER_COLUMNS = {"fast": "fast (this build)", "reference": "reference", "paper": "paper scale"}
 MISSING = "not run"
@@ -149,7 +149,7 @@ def rule_change_table(profile: str, runs: Mapping[tuple[str, str], list] | None 
                 rows.append(
                     {
                         "model, tier": f"{model}, {tier}{seeds}" if first else "",
-                        "product": Math(report.TEX[kind], report.NAMES[kind]) if first else "",
+                        "product": report.NAMES[kind] if first else "",
                         "rises: old rule": change["old"] if first else "",
                         "rises: new rule": change["new"] if first else "",
                         "what changed and why": why,

@@ -17,7 +17,7 @@ from matplotlib.patches import Patch
 from rankbook.analysis import report, trend
 from rankbook.figures import style
 from rankbook.figures.spectra import KIND_COLOR, KIND_LABEL, describe, null_rank, pick_steps
-from rankbook.figures.tables import Math, Table
+from rankbook.figures.tables import Table
 from rankbook.store.results import Result
 
 KINDS = ("qk", "vo")
@@ -216,7 +216,7 @@ def trend_table(results: Result | Sequence[Result]) -> Table:
         for t in trend.run_trends(rs, kind):
             rows.append(
                 {
-                    "product": Math(report.TEX[kind], report.NAMES[kind]),
+                    "product": report.NAMES[kind],  # typeset on the site by tables.typeset
                     "layer": t.layer + 1,
                     f"start (steps {t.window_start}+)": t.start_value,
                     "lowest": t.min_value,
